@@ -1,0 +1,385 @@
+"""StripeHook: the one place this provider talks to Stripe's API.
+
+It builds a ``stripe.StripeClient`` from an Airflow connection of type ``stripe``, keeps every
+request under a request budget, retries what Stripe says is worth retrying, and answers the
+connection form's Test button. The secret key never leaves this module: messages name at most
+its last four characters.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import stripe
+from airflow.sdk import BaseHook
+
+DEFAULT_API_BASE = "https://api.stripe.com"
+DEFAULT_MAX_RETRIES = 8
+# Stripe allows 25 requests/s per endpoint and, per account, 100/s in live mode and 25/s in
+# test mode. One task reads one endpoint, so these leave headroom for a second task.
+DEFAULT_REQUESTS_PER_SECOND = {True: 24.0, False: 20.0}  # keyed by livemode
+KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+# Endpoints a restricted key may be allowed to read when it cannot read /v1/account.
+DATA_PROBES = ("/v1/balance_transactions", "/v1/charges", "/v1/customers", "/v1/invoices", "/v1/events")
+_PERMISSION = re.compile(r"'(rak_[a-z0-9_]+)'")
+_ACCOUNT_IN_MESSAGE = re.compile(r"on account '(acct_[A-Za-z0-9]+)'")
+
+
+class StripeRequestError(Exception):
+    """A request failed for good: not retryable, or out of retries. Names what failed, never the key."""
+
+
+def mask_key(key: str) -> str:
+    """``sk_live_…abcd``: enough to tell keys apart, too little to use one."""
+    prefix = next((p for p in KEY_PREFIXES + ("pk_test_", "pk_live_") if key.startswith(p)), "")
+    return f"{prefix}…{key[-4:]}" if len(key) > len(prefix) + 8 else "(a short key)"
+
+
+def secret_key_problem(key: str | None) -> str | None:
+    """Say what is wrong with a secret key's text, before any network call; None when it looks right."""
+    if key is None or not key.strip():
+        return (
+            "The Secret Key is empty. Paste a secret key (sk_live_... or sk_test_...) or a restricted "
+            "key (rk_live_... / rk_test_...) from Stripe Dashboard → Developers → API keys."
+        )
+    if key != key.strip() or any(c.isspace() for c in key):
+        return (
+            "The Secret Key contains spaces or line breaks (often from copy and paste). "
+            "Paste the key again without surrounding whitespace."
+        )
+    if key.startswith(("pk_live_", "pk_test_")):
+        return (
+            f"The key {mask_key(key)} is a publishable key, which can only be used in browsers and "
+            "cannot read data. Use a secret key (sk_...) or a restricted key (rk_...) instead."
+        )
+    if not key.startswith(KEY_PREFIXES):
+        return (
+            "The Secret Key is not a Stripe secret key: it should start with sk_live_, sk_test_, "
+            "rk_live_ or rk_test_. Copy it from Stripe Dashboard → Developers → API keys."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class StripeAccount:
+    """Which account and mode a key reaches."""
+
+    id: str | None
+    name: str | None
+    livemode: bool
+
+    @property
+    def mode(self) -> str:
+        return "live" if self.livemode else "test"
+
+    def describe(self) -> str:
+        who = self.id or "an account whose id this key cannot read"
+        if self.name:
+            who = f"{who} ({self.name})"
+        return f"Stripe account {who} in {self.mode} mode"
+
+
+class RequestBudget:
+    """Paces requests to at most ``rate`` per second across threads, and pauses all of them on a 429."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self.rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + 1.0 / self.rate
+        if slot > now:
+            time.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every thread back after Stripe said we went too fast."""
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+@dataclass(frozen=True)
+class StripeResponse:
+    """One decoded JSON answer and Stripe's clock when it was sent (``Date`` header, Unix seconds)."""
+
+    data: dict[str, Any]
+    server_time: float
+
+
+def _is_retryable(error: stripe.StripeError) -> bool:
+    if isinstance(error, stripe.APIConnectionError):
+        return True
+    status = error.http_status or 0
+    return status == 429 or status == 409 or status >= 500
+
+
+def _error_code(error: stripe.StripeError) -> str | None:
+    body = error.json_body if isinstance(error.json_body, dict) else {}
+    return (body.get("error") or {}).get("code") or error.code
+
+
+def describe_error(error: stripe.StripeError) -> str:
+    """One sentence naming the kind of failure, with Stripe's own message and request id."""
+    status = error.http_status
+    detail = str(error)
+    if isinstance(error, stripe.APIConnectionError):
+        return f"could not reach Stripe ({error.user_message or detail})"
+    if status == 429:
+        return f"Stripe rate limit ({_error_code(error) or 'rate_limit'}): {detail}"
+    if status == 401:
+        return f"Stripe rejected the key as invalid (401): {detail}"
+    if status == 403:
+        return f"the key lacks a permission (403): {detail}"
+    if status and status >= 500:
+        return f"Stripe server error ({status}): {detail}"
+    return f"Stripe error ({status}): {detail}"
+
+
+class StripeHook(BaseHook):
+    """Reads Stripe through the connection's secret key.
+
+    :param stripe_conn_id: Airflow connection of type ``stripe``; its password is the secret key.
+    :param retry_initial_delay: first backoff in seconds; doubles per retry up to ``retry_max_delay``.
+    """
+
+    conn_name_attr = "stripe_conn_id"
+    default_conn_name = "stripe_default"
+    conn_type = "stripe"
+    hook_name = "Stripe"
+
+    def __init__(
+        self,
+        stripe_conn_id: str = default_conn_name,
+        *,
+        retry_initial_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.stripe_conn_id = stripe_conn_id
+        self.retry_initial_delay = retry_initial_delay
+        self.retry_max_delay = retry_max_delay
+
+    # -- connection settings -------------------------------------------------------------------
+
+    @cached_property
+    def _connection(self):
+        return self.get_connection(self.stripe_conn_id)
+
+    @cached_property
+    def _extra(self) -> Mapping[str, Any]:
+        extra = self._connection.extra_dejson or {}
+        # The UI may store form fields with or without Airflow 2's ``extra__stripe__`` prefix.
+        return {key.removeprefix("extra__stripe__"): value for key, value in extra.items() if value != ""}
+
+    @property
+    def secret_key(self) -> str:
+        return self._connection.password or ""
+
+    @property
+    def livemode(self) -> bool:
+        """A key's mode is in its prefix: sk_live_/rk_live_ read live data."""
+        return self.secret_key.startswith(("sk_live_", "rk_live_"))
+
+    @property
+    def api_base(self) -> str:
+        return str(self._extra.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+
+    @property
+    def stripe_account(self) -> str | None:
+        return self._extra.get("stripe_account") or None
+
+    @property
+    def max_retries(self) -> int:
+        value = self._extra.get("max_network_retries")
+        return DEFAULT_MAX_RETRIES if value is None else int(value)
+
+    @property
+    def requests_per_second(self) -> float:
+        value = self._extra.get("max_requests_per_second")
+        return DEFAULT_REQUESTS_PER_SECOND[self.livemode] if value is None else float(value)
+
+    @cached_property
+    def budget(self) -> RequestBudget:
+        """Shared by every thread of this hook, so a task stays under its request rate as a whole."""
+        return RequestBudget(self.requests_per_second)
+
+    def get_conn(self) -> stripe.StripeClient:
+        """A client for the connection's key. The SDK retries nothing itself; :meth:`get` does."""
+        problem = secret_key_problem(self.secret_key)
+        if problem:
+            raise ValueError(f"Connection {self.stripe_conn_id!r}: {problem}")
+        self._mask(self.secret_key)
+        return stripe.StripeClient(
+            self.secret_key,
+            stripe_account=self.stripe_account,
+            stripe_version=self._extra.get("api_version") or None,
+            base_addresses={"api": self.api_base},
+            max_network_retries=0,
+        )
+
+    @cached_property
+    def client(self) -> stripe.StripeClient:
+        return self.get_conn()
+
+    @property
+    def api_version(self) -> str:
+        return self._extra.get("api_version") or stripe.api_version
+
+    @staticmethod
+    def _mask(secret: str) -> None:
+        """Ask Airflow to redact the key from every log line, wherever it might show up."""
+        try:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(secret)
+        except Exception:  # noqa: BLE001 - masking is best effort outside a task
+            pass
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> StripeResponse:
+        """GET one path, within the request budget, retrying 429, 409, 5xx and dropped connections.
+
+        Backoff is exponential with full jitter and starts over for each request. Raises
+        :class:`StripeRequestError` naming the path and the reason once retries are spent, or at
+        once for errors that retrying cannot fix (401, 403, 400, 404).
+        """
+        attempt = 0
+        while True:
+            self.budget.acquire()
+            try:
+                response = self.client.raw_request("get", path, **dict(params or {}))
+            except stripe.StripeError as error:
+                if not _is_retryable(error) or attempt >= self.max_retries:
+                    tried = f" after {attempt + 1} attempts" if attempt else ""
+                    raise StripeRequestError(f"GET {path}{tried}: {describe_error(error)}") from error
+                delay = min(self.retry_max_delay, self.retry_initial_delay * 2**attempt)
+                delay = random.uniform(delay / 2, delay)
+                if error.http_status == 429:
+                    self.budget.pause(delay)
+                if on_retry:
+                    on_retry(describe_error(error))
+                self.log.warning(
+                    "GET %s: %s; retry %d in %.1fs", path, describe_error(error), attempt + 1, delay
+                )
+                time.sleep(delay)
+                attempt += 1
+                continue
+            return StripeResponse(data=response.data, server_time=_server_time(response.headers))
+
+    # -- the connection form's Test button -----------------------------------------------------
+
+    def get_account(self) -> StripeAccount:
+        """Which account and mode the key reaches; a restricted key may not be able to tell the id."""
+        try:
+            account = self.get("/v1/account").data
+        except StripeRequestError as error:
+            cause = error.__cause__
+            if isinstance(cause, stripe.PermissionError):
+                match = _ACCOUNT_IN_MESSAGE.search(str(cause))
+                return StripeAccount(id=match.group(1) if match else None, name=None, livemode=self.livemode)
+            raise
+        return StripeAccount(id=account.get("id"), name=_business_name(account), livemode=self.livemode)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Say which Stripe account and mode the key reaches, or exactly why it does not."""
+        problem = secret_key_problem(self.secret_key)
+        if problem:
+            return False, problem
+        key = mask_key(self.secret_key)
+        try:
+            # Straight to the client: the Test button answers in seconds, without retries or pacing.
+            return self._test_connection(key)
+        except Exception as error:  # noqa: BLE001 - the Test button must answer, never raise
+            message = str(error).replace(self.secret_key, key)
+            return False, f"Testing the Stripe connection failed unexpectedly: {message}"
+
+    def _test_connection(self, key: str) -> tuple[bool, str]:
+        try:
+            response = self.client.raw_request("get", "/v1/account")
+            account = StripeAccount(response.data.get("id"), _business_name(response.data), self.livemode)
+            return True, f"Connected to {account.describe()} with key {key}."
+        except stripe.PermissionError as error:
+            account_error = error
+        except stripe.AuthenticationError:
+            return False, (
+                f"Stripe rejected the key {key} as invalid (HTTP 401). It may be mistyped, rolled or "
+                "deleted: copy a current key from Stripe Dashboard → Developers → API keys."
+            )
+        except stripe.APIConnectionError as error:
+            return False, (
+                f"Could not reach Stripe at {self.api_base}: {_connection_reason(error)}. Check the "
+                "API base URL on the connection, and the network or proxy of the Airflow workers."
+            )
+        except stripe.StripeError as error:
+            return False, f"Stripe answered with an error at {self.api_base}: {describe_error(error)}."
+
+        # A restricted key may not read the account, yet read the data we load: that is enough.
+        missing = [_permission(account_error) or "account read"]
+        for path in DATA_PROBES:
+            try:
+                self.client.raw_request("get", path, limit=1)
+            except stripe.PermissionError as error:
+                missing.append(_permission(error) or f"read {path}")
+                continue
+            except stripe.StripeError as error:
+                return False, f"Stripe answered with an error for {path}: {describe_error(error)}."
+            match = _ACCOUNT_IN_MESSAGE.search(str(account_error))
+            account = StripeAccount(match.group(1) if match else None, None, self.livemode)
+            return True, (
+                f"Connected to {account.describe()} with restricted key {key}: it can read "
+                f"{path.removeprefix('/v1/')}, but not the account details (permission {missing[0]} "
+                "is not granted; not needed for loading data)."
+            )
+        return False, (
+            f"The key {key} reaches Stripe but lacks the permissions to read data (HTTP 403): grant "
+            f"{', '.join(dict.fromkeys(missing))} to this restricted key in Stripe Dashboard → "
+            "Developers → API keys, or use a secret key."
+        )
+
+
+def _business_name(account: Mapping[str, Any]) -> str | None:
+    dashboard = (account.get("settings") or {}).get("dashboard") or {}
+    profile = account.get("business_profile") or {}
+    return dashboard.get("display_name") or profile.get("name") or None
+
+
+def _permission(error: stripe.StripeError) -> str | None:
+    match = _PERMISSION.search(str(error))
+    return match.group(1) if match else None
+
+
+def _connection_reason(error: stripe.APIConnectionError) -> str:
+    text = str(error)
+    match = re.search(r"\(Network error: ([^)]*)", text)
+    return (match.group(1) if match else text).strip().rstrip(".")
+
+
+def _server_time(headers: Mapping[str, str]) -> float:
+    """Stripe's clock for this answer; it orders fetched states against event times."""
+    value = headers.get("date") or headers.get("Date")
+    if value:
+        try:
+            return email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return time.time()

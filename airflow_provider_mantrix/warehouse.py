@@ -1,0 +1,276 @@
+"""The PostgreSQL side: one typed table per Stripe resource, written in bulk and idempotently.
+
+A load stages rows with ``COPY`` into a temporary table, then merges them into the target with
+one ``INSERT ... ON CONFLICT (id) DO UPDATE`` and commits once, so a load that fails midway
+leaves the table as it was. Each row remembers the Stripe-side time of the state it holds
+(``_updated_at``); an older state never overwrites a newer one, whatever order runs happen in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from airflow_provider_mantrix.resources import POSTGRES_TYPES, ColumnKind, Resource
+
+METADATA_COLUMNS: Mapping[str, str] = {
+    "_raw": "jsonb",
+    "_account_id": "text",
+    "_updated_at": "timestamptz",
+    "_deleted_at": "timestamptz",
+    "_synced_at": "timestamptz",
+}
+"""Columns every table gets besides the resource's own.
+
+``_raw`` is the object as Stripe served it; ``_updated_at`` the Stripe-side time of that state
+(the answer's ``Date``, or the event's ``created``); ``_deleted_at`` when Stripe deleted it.
+"""
+
+MAX_IDENTIFIER_BYTES = 63
+
+
+def check_identifier(value: str, what: str) -> str:
+    """PostgreSQL silently truncates long names and rejects NUL; say so before it matters."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"The {what} name must be a non-empty string, got {value!r}.")
+    if "\x00" in value:
+        raise ValueError(f"The {what} name {value!r} contains a NUL character; choose another name.")
+    if len(value.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(
+            f"The {what} name {value!r} is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES} bytes; "
+            "choose a shorter name."
+        )
+    return value
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+
+
+def _to_column(kind: ColumnKind, value: Any) -> Any:
+    """Convert one top-level field to its column; a value of the wrong shape stays only in ``_raw``."""
+    if value is None:
+        return None
+    if kind == "jsonb":
+        return json.dumps(value, separators=(",", ":"))
+    if kind == "ref":
+        if isinstance(value, Mapping):
+            value = value.get("id")
+        return value if isinstance(value, str) else None
+    if kind == "text":
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, separators=(",", ":")) if isinstance(value, Mapping | list) else str(value)
+    if kind == "bigint":
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if kind == "numeric":
+        if isinstance(value, bool):
+            return None
+        try:
+            return Decimal(str(value)) if isinstance(value, int | float | str | Decimal) else None
+        except InvalidOperation:
+            return None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if kind == "timestamptz":
+        return _timestamp(value)
+    raise AssertionError(kind)
+
+
+@dataclass
+class MergeResult:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+
+class StripeTable:
+    """A resource's table in ``schema``: created and widened as needed, loaded through :meth:`load`."""
+
+    def __init__(self, conn: psycopg.Connection, resource: Resource, schema: str, table: str | None = None):
+        self.conn = conn
+        self.resource = resource
+        self.schema = check_identifier(schema, "schema")
+        self.table = check_identifier(resource.name if table is None else table, "table")
+        self.columns: dict[str, ColumnKind] = {
+            name: kind for name, kind in resource.columns.items() if name != "id"
+        }
+        self.ident = sql.Identifier(self.schema, self.table)
+
+    @property
+    def all_columns(self) -> list[str]:
+        return ["id", *self.columns, *METADATA_COLUMNS]
+
+    def ensure(self) -> None:
+        """Create the schema and table if missing, and add any column a newer catalogue knows."""
+        definitions = [sql.SQL("{} text PRIMARY KEY").format(sql.Identifier("id"))]
+        typed = {**{n: POSTGRES_TYPES[k] for n, k in self.columns.items()}, **METADATA_COLUMNS}
+        definitions += [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in typed.items()]
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            cur.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                    self.ident, sql.SQL(", ").join(definitions)
+                )
+            )
+            for name, pg_type in typed.items():
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        self.ident, sql.Identifier(name), sql.SQL(pg_type)
+                    )
+                )
+
+    def load(self) -> TableLoad:
+        return TableLoad(self)
+
+
+class TableLoad:
+    """One transaction: stage rows with COPY, then merge them into the table at :meth:`merge`."""
+
+    STAGE = sql.Identifier("_mantrix_stage")
+
+    def __init__(self, table: StripeTable):
+        self.table = table
+        self.conn = table.conn
+        self._transaction: psycopg.Transaction | None = None
+        self.staged = 0
+
+    def __enter__(self) -> TableLoad:
+        self._transaction = self.conn.transaction()
+        self._transaction.__enter__()
+        with self.conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                    self.STAGE, self.table.ident
+                )
+            )
+            cur.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ADD COLUMN _seq bigserial, ADD COLUMN _stub boolean NOT NULL DEFAULT false"
+                ).format(self.STAGE)
+            )
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        assert self._transaction is not None
+        self._transaction.__exit__(*exc_info)
+
+    def stage(
+        self,
+        objects: Iterable[Mapping[str, Any]],
+        *,
+        observed_at: float,
+        account_id: str | None,
+        deleted_at: float | None = None,
+    ) -> int:
+        """COPY objects into the staging table, as of Stripe time ``observed_at``.
+
+        An object that carries only ``id``/``object``/``deleted`` (a deletion stub) is staged as
+        a stub: merging it sets ``_deleted_at`` and leaves every other column as it was.
+        """
+        table = self.table
+        synced = dt.datetime.now(dt.timezone.utc)
+        updated = _timestamp(observed_at)
+        deleted = _timestamp(deleted_at)
+        names = [*table.all_columns, "_stub"]
+        columns = sql.SQL(", ").join(map(sql.Identifier, names))
+        count = 0
+        with self.conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(self.STAGE, columns)) as copy:
+                for obj in objects:
+                    stub = _is_stub(obj)
+                    row_deleted = deleted if deleted else (updated if obj.get("deleted") is True else None)
+                    copy.write_row(
+                        [
+                            obj["id"],
+                            *(
+                                None if stub else _to_column(kind, obj.get(name))
+                                for name, kind in table.columns.items()
+                            ),
+                            json.dumps(obj, separators=(",", ":")),
+                            account_id,
+                            updated,
+                            row_deleted,
+                            synced,
+                            stub,
+                        ]
+                    )
+                    count += 1
+        self.staged += count
+        return count
+
+    def merge(self) -> MergeResult:
+        """Merge the newest staged state of each id into the table; older states lose."""
+        table = self.table
+        target = table.ident
+        newer = sql.SQL("{t}._updated_at IS NULL OR EXCLUDED._updated_at >= {t}._updated_at").format(t=target)
+        result = MergeResult()
+        with self.conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE _mantrix_newest ON COMMIT DROP AS "
+                    "SELECT DISTINCT ON (id) * FROM {} ORDER BY id, _updated_at DESC, _seq DESC"
+                ).format(self.STAGE)
+            )
+            full = sql.SQL(", ").join(map(sql.Identifier, table.all_columns))
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.all_columns[1:]
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM _mantrix_newest WHERE NOT _stub "
+                    "ON CONFLICT (id) DO UPDATE SET {set} WHERE {newer} "
+                    "RETURNING (xmax = 0), _deleted_at IS NOT NULL"
+                ).format(t=target, cols=full, set=assignments, newer=newer)
+            )
+            for inserted, deleted in cur.fetchall():
+                result.inserted += inserted
+                result.updated += not inserted
+                result.deleted += deleted
+            stub_cols = sql.SQL(", ").join(
+                map(sql.Identifier, ["id", "_raw", "_account_id", "_updated_at", "_deleted_at", "_synced_at"])
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM _mantrix_newest WHERE _stub "
+                    "ON CONFLICT (id) DO UPDATE SET _deleted_at = EXCLUDED._deleted_at, "
+                    "_updated_at = EXCLUDED._updated_at, _synced_at = EXCLUDED._synced_at WHERE {newer} "
+                    "RETURNING (xmax = 0)"
+                ).format(t=target, cols=stub_cols, newer=newer)
+            )
+            for (inserted,) in cur.fetchall():
+                result.inserted += inserted
+                result.updated += not inserted
+                result.deleted += 1
+        return result
+
+    def mark_unstaged_deleted(self, *, account_id: str | None, livemode: bool) -> int:
+        """After a full listing: rows of this account and mode that Stripe no longer lists were deleted."""
+        table = self.table
+        mode = sql.SQL("")
+        if "livemode" in table.columns:
+            mode = sql.SQL(" AND (t.livemode IS NULL OR t.livemode = {})").format(sql.Literal(livemode))
+        with self.conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {t} AS t SET _deleted_at = now(), _updated_at = now(), _synced_at = now() "
+                    "WHERE t._deleted_at IS NULL AND t._account_id IS NOT DISTINCT FROM %s{mode} "
+                    "AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.id = t.id)"
+                ).format(t=table.ident, stage=self.STAGE, mode=mode),
+                (account_id,),
+            )
+            return cur.rowcount
+
+
+def _is_stub(obj: Mapping[str, Any]) -> bool:
+    """Stripe answers a deleted object's retrieve with only ``id``, ``object`` and ``deleted``."""
+    return obj.get("deleted") is True and set(obj) <= {"id", "object", "deleted"}
