@@ -77,8 +77,9 @@ def get_provider_info() -> dict:
                     "max_requests_per_second": {
                         "label": "Request budget per second (optional)",
                         "description": (
-                            "Upper bound on requests per second one task sends. Default: 20 for test keys "
-                            "(Stripe allows 25/s in test mode), 80 for live keys (100/s)."
+                            "Upper bound on requests per second one task sends. Default: 20 for test keys, "
+                            "24 for live keys, under Stripe's limits (25/s per endpoint; per account 25/s in test "
+                            "mode, 100/s live)."
                         ),
                         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     },
@@ -92,7 +93,7 @@ def get_provider_info() -> dict:
                         "api_version": "SDK default",
                         "api_base": "https://api.stripe.com",
                         "max_network_retries": "8",
-                        "max_requests_per_second": "20 (test) / 80 (live)",
+                        "max_requests_per_second": "20 (test) / 24 (live)",
                     },
                 },
             }

@@ -38,6 +38,7 @@ class Page:
 
     objects: list[dict[str, Any]]
     server_time: float
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class CursorWalk:
 
     path: str
     params: dict[str, Any]
+    parent_id: str | None = None
     cursors: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
     starting_after: str | None = None
@@ -194,12 +196,12 @@ class ListReader:
             raise PaginationError(f"GET {path} did not answer with a list object ({_describe(params)}).")
         return data, bool(body.get("has_more")), response.server_time
 
-    def _page(self, objects: list[dict[str, Any]], server_time: float) -> None:
+    def _page(self, objects: list[dict[str, Any]], server_time: float, parent_id: str | None = None) -> None:
         with self.stats._lock:
             self.stats.pages += 1
             self.stats.objects += len(objects)
         if objects:
-            self._emit(Page(objects, server_time))
+            self._emit(Page(objects, server_time, parent_id))
 
     # -- time slices ---------------------------------------------------------------------------
 
@@ -257,7 +259,7 @@ class ListReader:
                 "rather than loop or skip data."
             )
         walk.seen.update(ids)
-        self._page(objects, server_time)
+        self._page(objects, server_time, walk.parent_id)
         if not has_more:
             return
         if not objects:

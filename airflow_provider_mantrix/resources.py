@@ -53,6 +53,12 @@ class Resource:
     """Whether the list endpoint accepts ``created[gte]``/``created[lt]``."""
     parent: str | None = None
     """Resource whose objects this one is listed through (payment methods via customers)."""
+    parent_param: str | None = None
+    """List parameter naming the parent, where the parent id is not in the path (``payout``)."""
+    parent_column: str | None = None
+    """Column that records the parent a row was listed through, where the object does not say."""
+    window_by_parent: bool = False
+    """The window selects the parents by their ``created`` (the day's payouts), not the rows."""
     update_events: tuple[str, ...] = ()
     """Event types whose ``data.object`` is a changed object of this resource."""
     delete_events: tuple[str, ...] = ()
@@ -61,7 +67,9 @@ class Resource:
     @property
     def retrieve_path(self) -> str:
         """Where one object is read by id, also for resources listed through a parent."""
-        return f"/v1/{self.name}/{{id}}"
+        if "{parent_id}" in self.list_path:
+            return f"/v1/{self.name}/{{id}}"
+        return f"{self.list_path}/{{id}}"
 
     @property
     def mutable(self) -> bool:
@@ -981,6 +989,21 @@ RESOURCES: Mapping[str, Resource] = MappingProxyType(
                     "setup_intent.setup_failed",
                     "setup_intent.succeeded",
                 ),
+            ),
+            # Not one of Stripe's list endpoints of its own: the balance transactions each payout
+            # paid out (`payout` filter of /v1/balance_transactions), for payout reconciliation.
+            # A run takes the payouts created in its window and lists every transaction of each.
+            Resource(
+                name="payout_balance_transactions",
+                object="balance_transaction",
+                list_path="/v1/balance_transactions",
+                id_prefix="txn_",
+                columns=MappingProxyType({**_BALANCE_TRANSACTIONS_COLUMNS, "payout": "ref"}),
+                created_filter=False,
+                parent="payouts",
+                parent_param="payout",
+                parent_column="payout",
+                window_by_parent=True,
             ),
         )
     }

@@ -171,8 +171,12 @@ class TableLoad:
         observed_at: float,
         account_id: str | None,
         deleted_at: float | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> int:
         """COPY objects into the staging table, as of Stripe time ``observed_at``.
+
+        ``overrides`` sets typed columns the object itself does not carry (the parent a row was
+        listed through); ``_raw`` stays exactly what Stripe sent.
 
         An object that carries only ``id``/``object``/``deleted`` (a deletion stub) is staged as
         a stub: merging it sets ``_deleted_at`` and leaves every other column as it was.
@@ -188,12 +192,13 @@ class TableLoad:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(self.STAGE, columns)) as copy:
                 for obj in objects:
                     stub = _is_stub(obj)
+                    values = {**obj, **overrides} if overrides else obj
                     row_deleted = deleted if deleted else (updated if obj.get("deleted") is True else None)
                     copy.write_row(
                         [
                             obj["id"],
                             *(
-                                None if stub else _to_column(kind, obj.get(name))
+                                None if stub else _to_column(kind, values.get(name))
                                 for name, kind in table.columns.items()
                             ),
                             json.dumps(obj, separators=(",", ":")),

@@ -119,10 +119,19 @@ def _is_expandable(annotation: object) -> bool:
 
 
 def test_catalogue_names_in_order():
-    assert list(RESOURCES) == EXPECTED_NAMES
+    assert list(RESOURCES) == [*EXPECTED_NAMES, "payout_balance_transactions"]
     for name, resource in RESOURCES.items():
         assert resource.name == name
         assert get_resource(name) is resource
+
+
+def test_payout_balance_transactions_list_each_payouts_transactions():
+    spec = RESOURCES["payout_balance_transactions"]
+    assert (spec.parent, spec.parent_param, spec.parent_column) == ("payouts", "payout", "payout")
+    assert spec.window_by_parent and not spec.created_filter and not spec.mutable
+    assert spec.columns["payout"] == "ref"
+    assert spec.retrieve_path == "/v1/balance_transactions/{id}"
+    assert RESOURCES["payment_methods"].retrieve_path == "/v1/payment_methods/{id}"
 
 
 def test_catalogue_is_read_only():

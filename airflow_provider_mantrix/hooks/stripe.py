@@ -9,6 +9,7 @@ its last four characters.
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import re
 import threading
@@ -29,6 +30,7 @@ DEFAULT_REQUESTS_PER_SECOND = {True: 24.0, False: 20.0}  # keyed by livemode
 KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
 # Endpoints a restricted key may be allowed to read when it cannot read /v1/account.
 DATA_PROBES = ("/v1/balance_transactions", "/v1/charges", "/v1/customers", "/v1/invoices", "/v1/events")
+log = logging.getLogger(__name__)
 _PERMISSION = re.compile(r"'(rak_[a-z0-9_]+)'")
 _ACCOUNT_IN_MESSAGE = re.compile(r"on account '(acct_[A-Za-z0-9]+)'")
 
@@ -308,10 +310,13 @@ class StripeHook(BaseHook):
         key = mask_key(self.secret_key)
         try:
             # Straight to the client: the Test button answers in seconds, without retries or pacing.
-            return self._test_connection(key)
+            ok, message = self._test_connection(key)
         except Exception as error:  # noqa: BLE001 - the Test button must answer, never raise
-            message = str(error).replace(self.secret_key, key)
-            return False, f"Testing the Stripe connection failed unexpectedly: {message}"
+            ok, message = False, f"Testing the Stripe connection failed unexpectedly: {error}"
+        message = message.replace(self.secret_key, key)
+        # `airflow connections test` prints only "success" on success: the log line says where to.
+        (log.info if ok else log.warning)("%s", message)
+        return ok, message
 
     def _test_connection(self, key: str) -> tuple[bool, str]:
         try:
@@ -368,10 +373,24 @@ def _permission(error: stripe.StripeError) -> str | None:
     return match.group(1) if match else None
 
 
+_NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found"),
+    ("timed out", "timed out"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ("Network is unreachable", "network unreachable"),
+)
+
+
 def _connection_reason(error: stripe.APIConnectionError) -> str:
     text = str(error)
-    match = re.search(r"\(Network error: ([^)]*)", text)
-    return (match.group(1) if match else text).strip().rstrip(".")
+    for needle, reason in _NETWORK_REASONS:
+        if needle in text:
+            return reason
+    match = re.search(r"Network error: (.*)", text, re.S)
+    return " ".join((match.group(1) if match else text).split())[:300]
 
 
 def _server_time(headers: Mapping[str, str]) -> float:

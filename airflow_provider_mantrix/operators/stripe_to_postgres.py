@@ -160,8 +160,10 @@ class StripeToPostgresOperator(BaseOperator):
             table.ensure()
             with table.load() as load:
                 self._progress = _Progress(self.log, self.resource, stats, started)
+                parent_column = self.resource_spec.parent_column
                 for page in self._read_objects(hook, None if full_refresh else window, stats):
-                    load.stage(page.objects, observed_at=page.server_time, account_id=account_id)
+                    overrides = {parent_column: page.parent_id} if parent_column else None
+                    load.stage(page.objects, observed_at=page.server_time, account_id=account_id, overrides=overrides)
                     self._progress.tick(load.staged)
                 if self.replay_events and self.resource_spec.mutable and not full_refresh:
                     events_applied = self._replay_events(hook, load, window, account_id, stats)
@@ -262,21 +264,23 @@ class StripeToPostgresOperator(BaseOperator):
             return
         # Listed through each parent object: read the parents' ids first, then walk each parent.
         parent = get_resource(spec.parent)
+        parent_window = (window or everything) if spec.window_by_parent else everything
         parents = ListReader(
-            hook,
-            parent.list_path,
-            parent.list_params,
-            window=everything,
-            concurrency=self.concurrency,
-            stats=stats,
+            hook, parent.list_path, parent.list_params, window=parent_window, concurrency=self.concurrency
         )
         parent_ids = [obj["id"] for page in parents.pages() for obj in page.objects]
-        stats.objects -= len(parent_ids)
+        stats.requests += parents.stats.requests
+        stats.retries += parents.stats.retries
         walks = [
-            CursorWalk(spec.list_path.format(parent_id=pid), dict(spec.list_params)) for pid in parent_ids
+            CursorWalk(
+                spec.list_path.format(parent_id=pid),
+                {**spec.list_params, **({spec.parent_param: pid} if spec.parent_param else {})},
+                parent_id=pid,
+            )
+            for pid in parent_ids
         ]
         reader = ListReader(hook, spec.list_path, walks=walks, concurrency=self.concurrency, stats=stats)
-        yield from self._filtered(reader.pages(), window)
+        yield from self._filtered(reader.pages(), None if spec.window_by_parent else window)
 
     @staticmethod
     def _filtered(pages: Iterator[Page], window: tuple[int, int] | None) -> Iterator[Page]:
@@ -287,7 +291,7 @@ class StripeToPostgresOperator(BaseOperator):
                 continue
             kept = [obj for obj in page.objects if window[0] <= (obj.get("created") or 0) < window[1]]
             if kept:
-                yield Page(kept, page.server_time)
+                yield Page(kept, page.server_time, page.parent_id)
 
     def _replay_events(
         self,
