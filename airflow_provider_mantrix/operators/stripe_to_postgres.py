@@ -165,6 +165,7 @@ class StripeToPostgresOperator(BaseOperator):
                     overrides = {parent_column: page.parent_id} if parent_column else None
                     load.stage(page.objects, observed_at=page.server_time, account_id=account_id, overrides=overrides)
                     self._progress.tick(load.staged)
+                rows = load.staged
                 if self.replay_events and self.resource_spec.mutable and not full_refresh:
                     events_applied = self._replay_events(hook, load, window, account_id, stats)
                 merged = load.merge()
@@ -175,7 +176,7 @@ class StripeToPostgresOperator(BaseOperator):
         summary = {
             "resource": self.resource,
             "table": f"{self.schema}.{self.table}",
-            "rows": stats.objects,
+            "rows": rows,
             "inserted": merged.inserted,
             "updated": merged.updated,
             "deleted": merged.deleted + marked,
@@ -192,7 +193,7 @@ class StripeToPostgresOperator(BaseOperator):
         }
         self.log.info(
             "Loaded %d %s (%d new, %d updated, %d deleted, %d from events) in %.1fs: %d requests, %.0f rows/s.",
-            stats.objects,
+            rows,
             self.resource,
             merged.inserted,
             merged.updated,
@@ -200,7 +201,7 @@ class StripeToPostgresOperator(BaseOperator):
             events_applied,
             seconds,
             stats.requests,
-            stats.objects / seconds if seconds else 0,
+            rows / seconds if seconds else 0,
         )
         return summary
 
