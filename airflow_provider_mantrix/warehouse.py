@@ -173,38 +173,51 @@ class TableLoad:
         deleted_at: float | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> int:
-        """COPY objects into the staging table, as of Stripe time ``observed_at``.
+        """COPY objects read together into the staging table, as of Stripe time ``observed_at``.
 
         ``overrides`` sets typed columns the object itself does not carry (the parent a row was
         listed through); ``_raw`` stays exactly what Stripe sent.
+        """
+        return self.stage_states(
+            ((obj, observed_at, deleted_at) for obj in objects), account_id=account_id, overrides=overrides
+        )
+
+    def stage_states(
+        self,
+        states: Iterable[tuple[Mapping[str, Any], float, float | None]],
+        *,
+        account_id: str | None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> int:
+        """COPY ``(object, observed_at, deleted_at)`` states, each as of its own Stripe time.
 
         An object that carries only ``id``/``object``/``deleted`` (a deletion stub) is staged as
         a stub: merging it sets ``_deleted_at`` and leaves every other column as it was.
         """
         table = self.table
         synced = dt.datetime.now(dt.timezone.utc)
-        updated = _timestamp(observed_at)
-        deleted = _timestamp(deleted_at)
-        names = [*table.all_columns, "_stub"]
-        columns = sql.SQL(", ").join(map(sql.Identifier, names))
+        columns = sql.SQL(", ").join(map(sql.Identifier, [*table.all_columns, "_stub"]))
+        kinds = list(table.columns.items())
         count = 0
         with self.conn.cursor() as cur:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(self.STAGE, columns)) as copy:
-                for obj in objects:
+                for obj, observed_at, deleted_at in states:
                     stub = _is_stub(obj)
                     values = {**obj, **overrides} if overrides else obj
-                    row_deleted = deleted if deleted else (updated if obj.get("deleted") is True else None)
+                    updated = _timestamp(observed_at)
+                    if deleted_at is not None:
+                        deleted = _timestamp(deleted_at)
+                    else:
+                        deleted = updated if obj.get("deleted") is True else None
+                    typed = [None] * len(kinds) if stub else [_to_column(k, values.get(n)) for n, k in kinds]
                     copy.write_row(
                         [
                             obj["id"],
-                            *(
-                                None if stub else _to_column(kind, values.get(name))
-                                for name, kind in table.columns.items()
-                            ),
+                            *typed,
                             json.dumps(obj, separators=(",", ":")),
                             account_id,
                             updated,
-                            row_deleted,
+                            deleted,
                             synced,
                             stub,
                         ]

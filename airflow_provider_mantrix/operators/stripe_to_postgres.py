@@ -78,8 +78,8 @@ class StripeToPostgresOperator(BaseOperator):
         events: ``"fail"`` (default) says so and loads nothing; ``"full_refresh"`` reloads the
         whole resource instead, which makes the table true as of now.
     :param concurrency: Stripe requests in flight at most; the connection's request budget
-        (``max_requests_per_second``) bounds the rate.
-    :param batch_size: objects per ``COPY`` batch; memory is bounded by this times concurrency.
+        (``max_requests_per_second``) bounds the rate. Each page of 100 is COPYed as it arrives,
+        so memory is bounded by a few pages per concurrent request, whatever the window holds.
     """
 
     template_fields: Sequence[str] = ("schema", "table", "data_interval_start", "data_interval_end")
@@ -99,7 +99,6 @@ class StripeToPostgresOperator(BaseOperator):
         replay_events: bool = True,
         on_expired_events: Literal["fail", "full_refresh"] = "fail",
         concurrency: int = 8,
-        batch_size: int = 5000,
         **kwargs: Any,
     ) -> None:
         self.resource_spec: Resource = get_resource(resource)
@@ -109,8 +108,6 @@ class StripeToPostgresOperator(BaseOperator):
             )
         if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
             raise ValueError(f"concurrency must be an integer from 1 to 64, got {concurrency!r}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         table = resource if table is None else table
         if "{{" not in schema:
             check_identifier(schema, "schema")
@@ -129,7 +126,6 @@ class StripeToPostgresOperator(BaseOperator):
         self.replay_events = replay_events
         self.on_expired_events = on_expired_events
         self.concurrency = concurrency
-        self.batch_size = batch_size
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -163,7 +159,9 @@ class StripeToPostgresOperator(BaseOperator):
                 parent_column = self.resource_spec.parent_column
                 for page in self._read_objects(hook, None if full_refresh else window, stats):
                     overrides = {parent_column: page.parent_id} if parent_column else None
-                    load.stage(page.objects, observed_at=page.server_time, account_id=account_id, overrides=overrides)
+                    load.stage(
+                        page.objects, observed_at=page.server_time, account_id=account_id, overrides=overrides
+                    )
                     self._progress.tick(load.staged)
                 rows = load.staged
                 if self.replay_events and self.resource_spec.mutable and not full_refresh:
@@ -319,6 +317,7 @@ class StripeToPostgresOperator(BaseOperator):
                 hook, "/v1/events", {"types": chunk}, window=window, concurrency=self.concurrency, stats=stats
             )
             for page in reader.pages():
+                states = []
                 for event in page.objects:
                     obj = (event.get("data") or {}).get("object") or {}
                     object_id = obj.get("id")
@@ -326,16 +325,12 @@ class StripeToPostgresOperator(BaseOperator):
                         continue
                     applied += 1
                     if event.get("type") in deletes:
-                        load.stage(
-                            [obj],
-                            observed_at=event["created"],
-                            account_id=account_id,
-                            deleted_at=event["created"],
-                        )
+                        states.append((obj, event["created"], event["created"]))
                     elif event.get("api_version") in (None, api_version):
-                        load.stage([obj], observed_at=event["created"], account_id=account_id)
+                        states.append((obj, event["created"], None))
                     else:
                         reread[object_id] = max(reread.get(object_id, 0), event["created"])
+                load.stage_states(states, account_id=account_id)
         if reread:
             self.log.info(
                 "Re-reading %d %s whose events were rendered with another API version than %s.",
