@@ -111,23 +111,47 @@ class StripeTable:
         return ["id", *self.columns, *METADATA_COLUMNS]
 
     def ensure(self) -> None:
-        """Create the schema and table if missing, and add any column a newer catalogue knows."""
-        definitions = [sql.SQL("{} text PRIMARY KEY").format(sql.Identifier("id"))]
+        """Create the schema and table if missing, and add any column a newer catalogue knows.
+
+        Columns already there are left alone, so a table being loaded by another task is not
+        locked; two tasks creating the same table at once is retried once.
+        """
         typed = {**{n: POSTGRES_TYPES[k] for n, k in self.columns.items()}, **METADATA_COLUMNS}
+        for attempt in (1, 2):
+            try:
+                with self.conn.transaction(), self.conn.cursor() as cur:
+                    existing = self._existing_columns(cur)
+                    if not existing:
+                        self._create(cur, typed)
+                    for name in (n for n in typed if n not in existing):
+                        cur.execute(
+                            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                                self.ident, sql.Identifier(name), sql.SQL(typed[name])
+                            )
+                        )
+                return
+            except (
+                psycopg.errors.UniqueViolation,
+                psycopg.errors.DuplicateTable,
+                psycopg.errors.DuplicateSchema,
+            ):
+                if attempt == 2:
+                    raise
+
+    def _existing_columns(self, cur: psycopg.Cursor) -> set[str]:
+        cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (self.ident.as_string(self.conn),),
+        )
+        return {name for (name,) in cur.fetchall()}
+
+    def _create(self, cur: psycopg.Cursor, typed: Mapping[str, str]) -> None:
+        definitions = [sql.SQL("{} text PRIMARY KEY").format(sql.Identifier("id"))]
         definitions += [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in typed.items()]
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            cur.execute(
-                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-                    self.ident, sql.SQL(", ").join(definitions)
-                )
-            )
-            for name, pg_type in typed.items():
-                cur.execute(
-                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        self.ident, sql.Identifier(name), sql.SQL(pg_type)
-                    )
-                )
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        cur.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.ident, sql.SQL(", ").join(definitions))
+        )
 
     def load(self) -> TableLoad:
         return TableLoad(self)

@@ -96,6 +96,7 @@ def stripe_server(stripe_store: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> 
     """The fake Stripe on a loopback port; ``stripe_default`` points at it with a test key."""
     with FakeStripeServer(stripe_store) as server:
         monkeypatch.setenv(
-            "AIRFLOW_CONN_STRIPE_DEFAULT", stripe_connection_json(server.url, max_network_retries=3, max_requests_per_second=1000)
+            "AIRFLOW_CONN_STRIPE_DEFAULT",
+            stripe_connection_json(server.url, max_network_retries=3, max_requests_per_second=1000),
         )
         yield server

@@ -59,8 +59,14 @@ def day_two(stripe_store: FakeStripe, stripe_server, pg, schema):
     stripe_store.update("customers", updated, email="finance@example.com", name="Renamed Ltd")
     stripe_store.delete("customers", deleted)
     stripe_store.now = FAKE_NOW + DAY + 60
-    return {"paid": paid, "voided": voided, "draft": draft, "canceled": canceled,
-            "updated": updated, "deleted": deleted}
+    return {
+        "paid": paid,
+        "voided": voided,
+        "draft": draft,
+        "canceled": canceled,
+        "updated": updated,
+        "deleted": deleted,
+    }
 
 
 def test_day_two_makes_every_changed_row_true(stripe_store, day_two, pg, schema):
@@ -134,7 +140,9 @@ def test_a_window_older_than_stripes_event_retention_fails_loudly(stripe_store, 
         load("invoices", schema, old)
 
 
-def test_a_window_older_than_retention_can_fall_back_to_a_full_refresh(stripe_store, stripe_server, pg, schema):
+def test_a_window_older_than_retention_can_fall_back_to_a_full_refresh(
+    stripe_store, stripe_server, pg, schema
+):
     stripe_store.seed(customers=5, days=3)
     old = (FAKE_NOW - 40 * DAY, FAKE_NOW - 39 * DAY)
     summary = load("customers", schema, old, on_expired_events="full_refresh")

@@ -120,14 +120,23 @@ def test_canceled_subscriptions_inactive_prices_and_every_customers_payment_meth
     stripe_store.seed(customers=40, days=10)
     for resource in ("subscriptions", "prices", "payment_methods"):
         run(resource, schema, window=None, full_refresh=True)
-    statuses = {s for (s,) in pg.execute(sql.SQL("SELECT status FROM {}").format(sql.Identifier(schema, "subscriptions")))}
+    statuses = {
+        s
+        for (s,) in pg.execute(
+            sql.SQL("SELECT status FROM {}").format(sql.Identifier(schema, "subscriptions"))
+        )
+    }
     assert "canceled" in statuses
-    actives = {a for (a,) in pg.execute(sql.SQL("SELECT active FROM {}").format(sql.Identifier(schema, "prices")))}
+    actives = {
+        a for (a,) in pg.execute(sql.SQL("SELECT active FROM {}").format(sql.Identifier(schema, "prices")))
+    }
     assert actives == {True, False}
     methods = table_rows(pg, schema, "payment_methods")
     assert set(methods) == {o["id"] for o in stripe_store.objects("payment_methods")}
     customers_with_methods = {m["customer"] for m in methods.values()}
-    assert len(customers_with_methods) == len({o["customer"] for o in stripe_store.objects("payment_methods")})
+    assert len(customers_with_methods) == len(
+        {o["customer"] for o in stripe_store.objects("payment_methods")}
+    )
 
 
 def test_rate_limits_and_server_errors_are_retried_without_losing_or_doubling_rows(
@@ -150,7 +159,9 @@ def test_when_retries_run_out_the_task_fails_and_the_table_is_unchanged(
     before = table_rows(pg, schema, "charges")
     stripe_store.update("charges", next(iter(before)), description="changed after the first load")
     stripe_server.fail_next("/v1/charges", ["drop"] + [503] * 10)
-    with pytest.raises(StripeRequestError, match=r"GET /v1/charges after 4 attempts: Stripe server error \(503\)"):
+    with pytest.raises(
+        StripeRequestError, match=r"GET /v1/charges after 4 attempts: Stripe server error \(503\)"
+    ):
         run("charges", schema, concurrency=1)
     assert table_rows(pg, schema, "charges") == before
 
@@ -192,3 +203,20 @@ def test_the_summary_names_window_account_and_mode(stripe_store, stripe_server, 
     assert summary["mode"] == "test" and summary["account_id"].startswith("acct_")
     assert summary["window_start"] == dt.datetime.fromtimestamp(WINDOW[0], UTC).isoformat()
     assert summary["window_end"] == dt.datetime.fromtimestamp(WINDOW[1], UTC).isoformat()
+
+
+def test_slices_of_one_resource_can_load_in_parallel_tasks(stripe_store, stripe_server, pg, schema):
+    """What dynamic task mapping over time slices does: concurrent tasks, one table, no lock-up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed(stripe_store, "invoices")
+    edges = [SPREAD[0] + i * DAY for i in range(5)]
+    with ThreadPoolExecutor(4) as pool:
+        summaries = list(
+            pool.map(
+                lambda w: run("invoices", schema, window=w, concurrency=2),
+                zip(edges, edges[1:], strict=False),
+            )
+        )
+    assert sum(s["inserted"] for s in summaries) == len(stripe_store.objects("invoices"))
+    assert set(table_rows(pg, schema, "invoices")) == {o["id"] for o in stripe_store.objects("invoices")}

@@ -51,8 +51,13 @@ def test_provider_info_declares_the_stripe_connection_form():
 def test_the_hook_reads_form_fields_with_or_without_the_airflow2_prefix(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_STRIPE_PREFIXED",
-        json.dumps({"conn_type": "stripe", "password": TEST_SECRET_KEY,
-                    "extra": {"extra__stripe__api_base": "http://example.invalid", "max_network_retries": "2"}}),
+        json.dumps(
+            {
+                "conn_type": "stripe",
+                "password": TEST_SECRET_KEY,
+                "extra": {"extra__stripe__api_base": "http://example.invalid", "max_network_retries": "2"},
+            }
+        ),
     )
     hook = StripeHook("stripe_prefixed")
     assert (hook.api_base, hook.max_retries) == ("http://example.invalid", 2)
@@ -72,7 +77,9 @@ def test_a_secret_key_connects_and_names_the_account_and_mode(monkeypatch, strip
     assert key not in message and key[-4:] in message
 
 
-@pytest.mark.parametrize(("key", "mode"), [(RESTRICTED_TEST_KEY, "test mode"), (RESTRICTED_LIVE_KEY, "live mode")])
+@pytest.mark.parametrize(
+    ("key", "mode"), [(RESTRICTED_TEST_KEY, "test mode"), (RESTRICTED_LIVE_KEY, "live mode")]
+)
 def test_a_restricted_key_that_cannot_read_the_account_passes_when_it_can_read_data(
     monkeypatch, stripe_server, key, mode
 ):
@@ -142,10 +149,15 @@ def test_airflow_cli_connection_test_tells_success_and_failure(stripe_server):
     assert good.returncode == 0, output
     assert "Connection success" in output and ACCOUNT_ID in output and "test mode" in output
     assert TEST_SECRET_KEY not in output
-    bad = subprocess.run([airflow, "connections", "test", "stripe_wrong"], env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [airflow, "connections", "test", "stripe_wrong"], env=env, capture_output=True, text=True
+    )
     assert bad.returncode != 0
     assert "invalid" in bad.stdout and WRONG_KEY not in bad.stdout + bad.stderr
-    unreachable = {**env, "AIRFLOW_CONN_STRIPE_CLI": stripe_connection_json("http://127.0.0.1:9", TEST_SECRET_KEY)}
+    unreachable = {
+        **env,
+        "AIRFLOW_CONN_STRIPE_CLI": stripe_connection_json("http://127.0.0.1:9", TEST_SECRET_KEY),
+    }
     down = subprocess.run(command, env=unreachable, capture_output=True, text=True)
     assert down.returncode != 0 and "Could not reach Stripe at http://127.0.0.1:9" in down.stdout
 
@@ -164,7 +176,9 @@ def test_out_of_retries_names_the_path_and_reason_never_the_key(monkeypatch, str
     caplog.set_level(logging.DEBUG)
     hook = hook_for(monkeypatch, stripe_server.url, TEST_SECRET_KEY, max_network_retries=2)
     stripe_server.fail_next("/v1/charges", [429, 429, 429])
-    with pytest.raises(StripeRequestError, match=r"GET /v1/charges after 3 attempts: Stripe rate limit") as raised:
+    with pytest.raises(
+        StripeRequestError, match=r"GET /v1/charges after 3 attempts: Stripe rate limit"
+    ) as raised:
         hook.get("/v1/charges")
     assert TEST_SECRET_KEY not in str(raised.value) + caplog.text
 

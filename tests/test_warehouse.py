@@ -55,8 +55,10 @@ def test_typed_columns_hold_what_stripe_sent(conn, schema):
     table.ensure()
     load(conn, table, [invoice("in_1", due_date=1795100000, application_fee_amount=None)], at=1795200000)
     row = conn.execute(
-        sql.SQL("SELECT amount_due, created, customer, lines, _raw->'customer'->>'object', _account_id, "
-                "_updated_at FROM {}").format(sql.Identifier(schema, "invoices"))
+        sql.SQL(
+            "SELECT amount_due, created, customer, lines, _raw->'customer'->>'object', _account_id, "
+            "_updated_at FROM {}"
+        ).format(sql.Identifier(schema, "invoices"))
     ).fetchone()
     assert row[0] == 1000
     assert row[1] == dt.datetime.fromtimestamp(1795000000, UTC)
@@ -131,7 +133,9 @@ def test_a_failed_load_leaves_the_table_as_it_was(conn, schema):
 def test_a_new_catalogue_column_is_added_to_an_existing_table(conn, schema):
     table = StripeTable(conn, INVOICES, schema)
     table.ensure()
-    wider = dataclasses.replace(INVOICES, columns=MappingProxyType({**INVOICES.columns, "brand_new": "bigint"}))
+    wider = dataclasses.replace(
+        INVOICES, columns=MappingProxyType({**INVOICES.columns, "brand_new": "bigint"})
+    )
     StripeTable(conn, wider, schema).ensure()
     load(conn, StripeTable(conn, wider, schema), [invoice("in_1", brand_new=7)], at=1)
     assert rows(conn, schema, "invoices", "id, brand_new") == [("in_1", 7)]
@@ -142,7 +146,9 @@ def test_unknown_fields_and_wrong_shapes_land_in_raw_without_breaking_the_load(c
     table.ensure()
     odd = invoice("in_1", amount_due={"value": 5}, not_in_the_catalogue=True, created="yesterday")
     load(conn, table, [odd], at=1)
-    row = rows(conn, schema, "invoices", "amount_due, created, _raw->'amount_due', _raw->'not_in_the_catalogue'")
+    row = rows(
+        conn, schema, "invoices", "amount_due, created, _raw->'amount_due', _raw->'not_in_the_catalogue'"
+    )
     assert row == [(None, None, {"value": 5}, True)]
 
 
