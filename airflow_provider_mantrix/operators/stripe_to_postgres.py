@@ -134,7 +134,9 @@ class StripeToPostgresOperator(BaseOperator):
         hook = StripeHook(self.stripe_conn_id)
         account = hook.get_account()
         account_id = hook.stripe_account or account.id
-        now = hook.get("/v1/events", {"limit": 1}).server_time if self.replay_events else time.time()
+        replays = self.replay_events and self.resource_spec.mutable and not self.full_refresh
+        # Stripe's clock decides which windows its 30-day event retention still covers.
+        now = hook.get("/v1/events", {"limit": 1}).server_time if replays else time.time()
         full_refresh, window = self._window(now)
         self.log.info(
             "Loading Stripe %s of %s into %s.%s: %s",
@@ -220,8 +222,8 @@ class StripeToPostgresOperator(BaseOperator):
                 "schedule the DAG with CronDataIntervalTimetable('0 0 * * *', timezone='UTC') for real "
                 "daily intervals, pass data_interval_start/data_interval_end, or set full_refresh=True."
             )
-        mutable = self.replay_events and self.resource_spec.mutable
-        if mutable and start < stripe_now - EVENT_RETENTION_SECONDS:
+        replays = self.replay_events and self.resource_spec.mutable
+        if replays and start < stripe_now - EVENT_RETENTION_SECONDS:
             if self.on_expired_events == "full_refresh":
                 self.log.warning(
                     "The window starts %s, more than 30 days ago: Stripe no longer has the events of "
