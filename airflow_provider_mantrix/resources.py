@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 ColumnKind = Literal["text", "bigint", "numeric", "boolean", "timestamptz", "jsonb", "ref"]
 """How a top-level field lands in PostgreSQL.
@@ -59,6 +59,10 @@ class Resource:
     """Column that records the parent a row was listed through, where the object does not say."""
     window_by_parent: bool = False
     """The window selects the parents by their ``created`` (the day's payouts), not the rows."""
+    parent_filter: Mapping[str, Any] = field(default_factory=dict)
+    """Only parents whose fields equal these are listed through (automatic payouts only)."""
+    parent_events: tuple[str, ...] = ()
+    """Events in the window whose object is a parent to list again (a payout finishing reconciliation)."""
     update_events: tuple[str, ...] = ()
     """Event types whose ``data.object`` is a changed object of this resource."""
     delete_events: tuple[str, ...] = ()
@@ -993,6 +997,8 @@ RESOURCES: Mapping[str, Resource] = MappingProxyType(
             # Not one of Stripe's list endpoints of its own: the balance transactions each payout
             # paid out (`payout` filter of /v1/balance_transactions), for payout reconciliation.
             # A run takes the payouts created in its window and lists every transaction of each.
+            # Stripe answers 400 to the filter for manual payouts, so only automatic ones; a payout
+            # whose reconciliation completes later is listed again by the run of that day.
             Resource(
                 name="payout_balance_transactions",
                 object="balance_transaction",
@@ -1004,6 +1010,8 @@ RESOURCES: Mapping[str, Resource] = MappingProxyType(
                 parent_param="payout",
                 parent_column="payout",
                 window_by_parent=True,
+                parent_filter=MappingProxyType({"automatic": True}),
+                parent_events=("payout.reconciliation_completed",),
             ),
         )
     }

@@ -16,7 +16,7 @@ from airflow.sdk import DAG, Param, task
 from airflow_provider_mantrix.operators.stripe_to_postgres import StripeToPostgresOperator
 
 RESOURCE = "charges"
-POOL = os.environ.get("MANTRIX_STRIPE_POOL", "default_pool")
+POOL = os.environ.get("MANTRIX_STRIPE_POOL", "stripe_api")
 
 with DAG(
     dag_id=f"stripe_{RESOURCE}_mapped_backfill",

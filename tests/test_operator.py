@@ -220,3 +220,23 @@ def test_slices_of_one_resource_can_load_in_parallel_tasks(stripe_store, stripe_
         )
     assert sum(s["inserted"] for s in summaries) == len(stripe_store.objects("invoices"))
     assert set(table_rows(pg, schema, "invoices")) == {o["id"] for o in stripe_store.objects("invoices")}
+
+
+def test_payout_transactions_skip_manual_payouts_and_follow_late_reconciliations(
+    stripe_store, stripe_server, pg, schema
+):
+    stripe_store.seed(customers=30, days=6)
+    stripe_store.now = FAKE_NOW + 3600
+    manual = stripe_store.create("payouts", automatic=False)["id"]  # Stripe: 400 for its transactions
+    earlier = next(p for p in stripe_store.objects("payouts") if p["automatic"] and p["created"] < FAKE_NOW - DAY)
+    stripe_store.emit_event("payout.reconciliation_completed", earlier)
+    stripe_store.now = FAKE_NOW + DAY
+    stripe_server.clear_requests()
+
+    summary = run("payout_balance_transactions", schema, window=(FAKE_NOW, FAKE_NOW + DAY))
+
+    listed = {r.query.get("payout") for r in stripe_server.requests if r.path == "/v1/balance_transactions"}
+    assert manual not in listed and earlier["id"] in listed
+    rows = table_rows(pg, schema, "payout_balance_transactions")
+    assert rows and {row["payout"] for row in rows.values()} == {earlier["id"]}
+    assert summary["rows"] == len(rows)

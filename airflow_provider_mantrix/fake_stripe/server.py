@@ -654,6 +654,12 @@ class FakeStripeServer:
             payout = _string(params, "payout")
             if not self.store.has_object(dataset, "payouts", payout):
                 raise ApiError(400, f"No such payout: '{payout}'", code="resource_missing", param="payout")
+            if self.store.get("payouts", payout).get("automatic") is False:
+                raise ApiError(
+                    400,
+                    "Balance transaction history can only be filtered on automatic transfers, not manual.",
+                    param="payout",
+                )
             conditions.append(lambda record: record.fields.get("payout") == payout)
         return conditions
 

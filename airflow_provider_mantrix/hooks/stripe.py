@@ -224,6 +224,8 @@ class StripeHook(BaseHook):
         if problem:
             raise ValueError(f"Connection {self.stripe_conn_id!r}: {problem}")
         self._mask(self.secret_key)
+        # The SDK logs every request at INFO; task logs want our progress lines, not those.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
         return stripe.StripeClient(
             self.secret_key,
             stripe_account=self.stripe_account,

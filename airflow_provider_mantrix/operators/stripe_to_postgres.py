@@ -266,12 +266,48 @@ class StripeToPostgresOperator(BaseOperator):
         # Listed through each parent object: read the parents' ids first, then walk each parent.
         parent = get_resource(spec.parent)
         parent_window = (window or everything) if spec.window_by_parent else everything
+        parent_stats = ReadStats()
         parents = ListReader(
-            hook, parent.list_path, parent.list_params, window=parent_window, concurrency=self.concurrency
+            hook,
+            parent.list_path,
+            parent.list_params,
+            window=parent_window,
+            concurrency=self.concurrency,
+            stats=parent_stats,
         )
-        parent_ids = [obj["id"] for page in parents.pages() for obj in page.objects]
-        stats.requests += parents.stats.requests
-        stats.retries += parents.stats.retries
+        candidates = [obj for page in parents.pages() for obj in page.objects]
+        if spec.parent_events and window and spec.window_by_parent:
+            # Parents created earlier that became ready in this window (a payout's reconciliation).
+            events = ListReader(
+                hook,
+                "/v1/events",
+                {"types": list(spec.parent_events)},
+                window=window,
+                concurrency=self.concurrency,
+                stats=parent_stats,
+            )
+            candidates += [
+                (e.get("data") or {}).get("object") or {} for page in events.pages() for e in page.objects
+            ]
+        parent_ids = list(
+            dict.fromkeys(
+                obj["id"]
+                for obj in candidates
+                if isinstance(obj.get("id"), str)
+                and all(obj.get(k) == v for k, v in spec.parent_filter.items())
+            )
+        )
+        skipped = len({obj.get("id") for obj in candidates}) - len(parent_ids)
+        if skipped:
+            self.log.info(
+                "Skipping %d %s that do not match %s: Stripe cannot list %s for them.",
+                skipped,
+                spec.parent,
+                dict(spec.parent_filter),
+                self.resource,
+            )
+        stats.requests += parent_stats.requests
+        stats.retries += parent_stats.retries
         walks = [
             CursorWalk(
                 spec.list_path.format(parent_id=pid),
