@@ -191,9 +191,11 @@ class ListReader:
         self.stats.count_request(f"GET {path} {_describe(params)}")
         response = self.hook.get(path, params, on_retry=self.stats.count_retry)
         body = response.data
-        data = body.get("data")
-        if body.get("object") != "list" or not isinstance(data, list):
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or body.get("object") != "list" or not isinstance(data, list):
             raise PaginationError(f"GET {path} did not answer with a list object ({_describe(params)}).")
+        if not all(isinstance(obj, dict) and isinstance(obj.get("id"), str) for obj in data):
+            raise PaginationError(f"GET {path} answered with list items that are not objects with an id.")
         return data, bool(body.get("has_more")), response.server_time
 
     def _page(self, objects: list[dict[str, Any]], server_time: float, parent_id: str | None = None) -> None:

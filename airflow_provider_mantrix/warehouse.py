@@ -34,6 +34,8 @@ METADATA_COLUMNS: Mapping[str, str] = {
 """
 
 MAX_IDENTIFIER_BYTES = 63
+_FORMATTED = {"timestamptz": "timestamp with time zone"}
+"""Type names as PostgreSQL's format_type() spells them, where they differ."""
 
 
 def check_identifier(value: str, what: str) -> str:
@@ -91,6 +93,8 @@ class MergeResult:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    ahead: int = 0
+    """Rows left alone because the table holds a state stamped later than Stripe's clock."""
 
 
 class StripeTable:
@@ -114,7 +118,8 @@ class StripeTable:
         """Create the schema and table if missing, and add any column a newer catalogue knows.
 
         Columns already there are left alone, so a table being loaded by another task is not
-        locked; two tasks creating the same table at once is retried once.
+        locked; two tasks creating the same table at once is retried once. An existing table
+        whose columns would silently change what lands (wrong types, no key on ``id``) is refused.
         """
         typed = {**{n: POSTGRES_TYPES[k] for n, k in self.columns.items()}, **METADATA_COLUMNS}
         for attempt in (1, 2):
@@ -123,7 +128,9 @@ class StripeTable:
                     existing = self._existing_columns(cur)
                     if not existing:
                         self._create(cur, typed)
-                    for name in (n for n in typed if n not in existing):
+                    else:
+                        self._check(cur, existing, {"id": "text", **typed})
+                    for name in (n for n in typed if existing and n not in existing):
                         cur.execute(
                             sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                                 self.ident, sql.Identifier(name), sql.SQL(typed[name])
@@ -138,17 +145,54 @@ class StripeTable:
                 if attempt == 2:
                     raise
 
-    def _existing_columns(self, cur: psycopg.Cursor) -> set[str]:
+    @property
+    def qualified_name(self) -> str:
+        return self.ident.as_string(self.conn)
+
+    def _existing_columns(self, cur: psycopg.Cursor) -> dict[str, str]:
         cur.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (self.ident.as_string(self.conn),),
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (self.qualified_name,),
         )
-        return {name for (name,) in cur.fetchall()}
+        return dict(cur.fetchall())
+
+    def _check(self, cur: psycopg.Cursor, existing: Mapping[str, str], expected: Mapping[str, str]) -> None:
+        cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (self.qualified_name,))
+        kind = {"v": "a view", "m": "a materialized view", "f": "a foreign table"}.get(cur.fetchone()[0])
+        if kind:
+            raise ValueError(
+                f"{self.qualified_name} is {kind}, not a table; load into another table with table=..."
+            )
+        wrong = [
+            f"{name} is {existing[name]}, not {_FORMATTED.get(pg_type, pg_type)}"
+            for name, pg_type in expected.items()
+            if name in existing and existing[name] != _FORMATTED.get(pg_type, pg_type)
+        ]
+        if wrong:
+            raise ValueError(
+                f"Table {self.qualified_name} exists with columns of other types than this provider "
+                f"writes: {'; '.join(wrong)}. Change them (ALTER TABLE ... ALTER COLUMN ... TYPE ...) "
+                "or load into another table with table=..."
+            )
+        cur.execute(
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indnkeyatts = 1 AND a.attname = 'id'",
+            (self.qualified_name,),
+        )
+        if cur.fetchone() is None:
+            raise ValueError(
+                f"Table {self.qualified_name} exists without a primary key or unique index on id, so "
+                f"reruns could duplicate rows. Add one (ALTER TABLE {self.qualified_name} ADD PRIMARY KEY "
+                "(id)) or load into another table with table=..."
+            )
 
     def _create(self, cur: psycopg.Cursor, typed: Mapping[str, str]) -> None:
         definitions = [sql.SQL("{} text PRIMARY KEY").format(sql.Identifier("id"))]
         definitions += [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in typed.items()]
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        cur.execute("SELECT to_regnamespace(%s)", (sql.Identifier(self.schema).as_string(self.conn),))
+        if cur.fetchone()[0] is None:  # a role may create tables in a schema it could not create
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         cur.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.ident, sql.SQL(", ").join(definitions))
         )
@@ -173,8 +217,11 @@ class TableLoad:
         self._transaction.__enter__()
         with self.conn.cursor() as cur:
             cur.execute(
-                sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-                    self.STAGE, self.table.ident
+                # Only the columns we write, without the target's constraints.
+                sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                    self.STAGE,
+                    sql.SQL(", ").join(map(sql.Identifier, self.table.all_columns)),
+                    self.table.ident,
                 )
             )
             cur.execute(
@@ -263,6 +310,15 @@ class TableLoad:
                     "SELECT DISTINCT ON (id) * FROM {} ORDER BY id, _updated_at DESC, _seq DESC"
                 ).format(self.STAGE)
             )
+            # A row stamped after every state we read cannot be from Stripe's clock: say so.
+            cur.execute(
+                sql.SQL(
+                    "SELECT count(*) FROM {t} t JOIN _mantrix_newest n USING (id) "
+                    "WHERE t._updated_at > (SELECT max(_updated_at) FROM _mantrix_newest) "
+                    "AND t._updated_at > n._updated_at"
+                ).format(t=target)
+            )
+            result.ahead = cur.fetchone()[0]
             full = sql.SQL(", ").join(map(sql.Identifier, table.all_columns))
             assignments = sql.SQL(", ").join(
                 sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.all_columns[1:]

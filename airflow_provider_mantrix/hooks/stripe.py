@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,11 +29,14 @@ DEFAULT_MAX_RETRIES = 8
 # test mode. One task reads one endpoint, so these leave headroom for a second task.
 DEFAULT_REQUESTS_PER_SECOND = {True: 24.0, False: 20.0}  # keyed by livemode
 KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+MAX_KEY_LENGTH = 255
 # Endpoints a restricted key may be allowed to read when it cannot read /v1/account.
 DATA_PROBES = ("/v1/balance_transactions", "/v1/charges", "/v1/customers", "/v1/invoices", "/v1/events")
 log = logging.getLogger(__name__)
 _PERMISSION = re.compile(r"'(rak_[a-z0-9_]+)'")
 _ACCOUNT_IN_MESSAGE = re.compile(r"on account '(acct_[A-Za-z0-9]+)'")
+_ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]+")
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 
 
 class StripeRequestError(Exception):
@@ -56,6 +60,16 @@ def secret_key_problem(key: str | None) -> str | None:
         return (
             "The Secret Key contains spaces or line breaks (often from copy and paste). "
             "Paste the key again without surrounding whitespace."
+        )
+    if not key.isascii() or not key.isprintable():
+        return (
+            "The Secret Key contains characters that are not in Stripe keys (look-alike letters or "
+            "invisible characters from copy and paste). Copy the key again from the Dashboard."
+        )
+    if len(key) > MAX_KEY_LENGTH:
+        return (
+            f"The Secret Key is {len(key)} characters long; Stripe keys are at most a few hundred. "
+            "Paste just the one key."
         )
     if key.startswith(("pk_live_", "pk_test_")):
         return (
@@ -182,9 +196,19 @@ class StripeHook(BaseHook):
 
     @cached_property
     def _extra(self) -> Mapping[str, Any]:
-        extra = self._connection.extra_dejson or {}
-        # The UI may store form fields with or without Airflow 2's ``extra__stripe__`` prefix.
-        return {key.removeprefix("extra__stripe__"): value for key, value in extra.items() if value != ""}
+        extra = self._connection.extra_dejson
+        if not isinstance(extra, Mapping):
+            raise ValueError(
+                f"Connection {self.stripe_conn_id!r}: its extra must be a JSON object such as "
+                f'{{"api_base": "https://api.stripe.com"}}, not {type(extra).__name__}.'
+            )
+        # The UI may store form fields with or without Airflow 2's ``extra__stripe__`` prefix, and
+        # stores fields left empty as null.
+        return {
+            key.removeprefix("extra__stripe__"): value
+            for key, value in extra.items()
+            if value is not None and value != ""
+        }
 
     @property
     def secret_key(self) -> str:
@@ -206,12 +230,52 @@ class StripeHook(BaseHook):
     @property
     def max_retries(self) -> int:
         value = self._extra.get("max_network_retries")
-        return DEFAULT_MAX_RETRIES if value is None else int(value)
+        return DEFAULT_MAX_RETRIES if value is None else _number(value, int)
 
     @property
     def requests_per_second(self) -> float:
         value = self._extra.get("max_requests_per_second")
-        return DEFAULT_REQUESTS_PER_SECOND[self.livemode] if value is None else float(value)
+        return DEFAULT_REQUESTS_PER_SECOND[self.livemode] if value is None else _number(value, float)
+
+    def settings_problem(self) -> str | None:
+        """What is wrong with the connection's settings, named field by field; None when all is well."""
+        problem = secret_key_problem(self.secret_key)
+        if problem:
+            return problem
+        try:
+            extra = self._extra
+        except ValueError as error:
+            return str(error)
+        problems = []
+        base = str(extra.get("api_base") or DEFAULT_API_BASE)
+        parsed = urllib.parse.urlsplit(base)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            problems.append(
+                f"API base URL {base!r} is not an http(s) URL; leave it empty for {DEFAULT_API_BASE}"
+            )
+        elif parsed.path.rstrip("/").endswith("/v1"):
+            problems.append(
+                f"API base URL {base!r} must not end in /v1: give the host, e.g. {DEFAULT_API_BASE}"
+            )
+        account = extra.get("stripe_account")
+        if account is not None and not (isinstance(account, str) and _ACCOUNT_ID.fullmatch(account)):
+            problems.append(
+                f"connected account (stripe_account) {account!r} is not a Stripe account id (acct_...)"
+            )
+        retries = extra.get("max_network_retries")
+        if retries is not None and not (_is_number(retries, int) and 0 <= _number(retries, int) <= 20):
+            problems.append(f"max_network_retries {retries!r} must be a whole number from 0 to 20")
+        rate = extra.get("max_requests_per_second")
+        if rate is not None and not (_is_number(rate, float) and 0.1 <= _number(rate, float) <= 1000):
+            problems.append(f"max_requests_per_second {rate!r} must be a number from 0.1 to 1000")
+        version = extra.get("api_version")
+        if version is not None and not (isinstance(version, str) and _API_VERSION.fullmatch(version)):
+            problems.append(
+                f"api_version {version!r} is not a Stripe API version such as {stripe.api_version}"
+            )
+        if problems:
+            return f"Connection {self.stripe_conn_id!r}: " + "; ".join(problems) + "."
+        return None
 
     @cached_property
     def budget(self) -> RequestBudget:
@@ -220,9 +284,13 @@ class StripeHook(BaseHook):
 
     def get_conn(self) -> stripe.StripeClient:
         """A client for the connection's key. The SDK retries nothing itself; :meth:`get` does."""
-        problem = secret_key_problem(self.secret_key)
+        problem = self.settings_problem()
         if problem:
-            raise ValueError(f"Connection {self.stripe_conn_id!r}: {problem}")
+            raise ValueError(
+                problem
+                if problem.startswith("Connection ")
+                else f"Connection {self.stripe_conn_id!r}: {problem}"
+            )
         self._mask(self.secret_key)
         # The SDK logs every request at INFO; task logs want our progress lines, not those.
         logging.getLogger("stripe").setLevel(logging.WARNING)
@@ -268,10 +336,11 @@ class StripeHook(BaseHook):
         once for errors that retrying cannot fix (401, 403, 400, 404).
         """
         attempt = 0
+        client = self.client  # settings are checked here, before any request
         while True:
             self.budget.acquire()
             try:
-                response = self.client.raw_request("get", path, **dict(params or {}))
+                response = client.raw_request("get", path, **dict(params or {}))
             except stripe.StripeError as error:
                 if not _is_retryable(error) or attempt >= self.max_retries:
                     tried = f" after {attempt + 1} attempts" if attempt else ""
@@ -306,7 +375,7 @@ class StripeHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Say which Stripe account and mode the key reaches, or exactly why it does not."""
-        problem = secret_key_problem(self.secret_key)
+        problem = self.settings_problem()
         if problem:
             return False, problem
         key = mask_key(self.secret_key)
@@ -324,9 +393,14 @@ class StripeHook(BaseHook):
         try:
             response = self.client.raw_request("get", "/v1/account")
             account = StripeAccount(response.data.get("id"), _business_name(response.data), self.livemode)
-            return True, f"Connected to {account.describe()} with key {key}."
         except stripe.PermissionError as error:
-            account_error = error
+            if self.stripe_account and "does not have access to account" in str(error):
+                return False, (
+                    f"The key {key} cannot act for the connected account {self.stripe_account} set on "
+                    "this connection (stripe_account, sent as Stripe-Account; HTTP 403): check the account "
+                    "id, or that your platform still has access to it; leave it empty for your own account."
+                )
+            return self._test_restricted_key(key, error)
         except stripe.AuthenticationError:
             return False, (
                 f"Stripe rejected the key {key} as invalid (HTTP 401). It may be mistyped, rolled or "
@@ -339,8 +413,10 @@ class StripeHook(BaseHook):
             )
         except stripe.StripeError as error:
             return False, f"Stripe answered with an error at {self.api_base}: {describe_error(error)}."
+        return True, f"Connected to {account.describe()} with key {key}.{self._events_note()}"
 
-        # A restricted key may not read the account, yet read the data we load: that is enough.
+    def _test_restricted_key(self, key: str, account_error: stripe.PermissionError) -> tuple[bool, str]:
+        """A restricted key may not read the account, yet read the data we load: that is enough."""
         missing = [_permission(account_error) or "account read"]
         for path in DATA_PROBES:
             try:
@@ -355,13 +431,52 @@ class StripeHook(BaseHook):
             return True, (
                 f"Connected to {account.describe()} with restricted key {key}: it can read "
                 f"{path.removeprefix('/v1/')}, but not the account details (permission {missing[0]} "
-                "is not granted; not needed for loading data)."
+                f"is not granted; not needed for loading data).{self._events_note()}"
             )
         return False, (
             f"The key {key} reaches Stripe but lacks the permissions to read data (HTTP 403): grant "
             f"{', '.join(dict.fromkeys(missing))} to this restricted key in Stripe Dashboard → "
             "Developers → API keys, or use a secret key."
         )
+
+    def _events_note(self) -> str:
+        """Loads of objects that change replay events: say so now if the key cannot read them."""
+        try:
+            self.client.raw_request("get", "/v1/events", limit=1)
+        except stripe.PermissionError as error:
+            return (
+                f" Warning: it cannot read events ({_permission(error) or 'events read'} is not granted), "
+                "so loads of invoices, subscriptions, customers and other objects that change will fail: "
+                "grant it, or set replay_events=False on those tasks."
+            )
+        except stripe.StripeError:
+            return ""
+        return ""
+
+
+def _is_number(value: Any, kind: type) -> bool:
+    try:
+        _number(value, kind)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(value: Any, kind: type) -> Any:
+    """A connection extra as int or float, whether the form stored a number or a string."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a number")
+    if kind is int:
+        if number != int(number):
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(number)
+    return number
 
 
 def _business_name(account: Mapping[str, Any]) -> str | None:
