@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import sql
 
@@ -52,6 +53,17 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
+_encode = msgspec.json.Encoder().encode
+
+
+def to_json(value: Any) -> str:
+    """JSON text for jsonb columns; msgspec (an Airflow dependency) is several times faster than json."""
+    try:
+        return _encode(value).decode()
+    except (TypeError, msgspec.EncodeError):  # e.g. a Decimal: fall back to the standard library
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+
 def _timestamp(value: Any) -> dt.datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -63,7 +75,7 @@ def _to_column(kind: ColumnKind, value: Any) -> Any:
     if value is None:
         return None
     if kind == "jsonb":
-        return json.dumps(value, separators=(",", ":"))
+        return to_json(value)
     if kind == "ref":
         if isinstance(value, Mapping):
             value = value.get("id")
@@ -71,7 +83,7 @@ def _to_column(kind: ColumnKind, value: Any) -> Any:
     if kind == "text":
         if isinstance(value, str):
             return value
-        return json.dumps(value, separators=(",", ":")) if isinstance(value, Mapping | list) else str(value)
+        return to_json(value) if isinstance(value, Mapping | list) else str(value)
     if kind == "bigint":
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     if kind == "numeric":
@@ -211,6 +223,7 @@ class TableLoad:
         self.conn = table.conn
         self._transaction: psycopg.Transaction | None = None
         self.staged = 0
+        self.stubs = 0
 
     def __enter__(self) -> TableLoad:
         self._transaction = self.conn.transaction()
@@ -274,6 +287,7 @@ class TableLoad:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(self.STAGE, columns)) as copy:
                 for obj, observed_at, deleted_at in states:
                     stub = _is_stub(obj)
+                    self.stubs += stub
                     values = {**obj, **overrides} if overrides else obj
                     updated = _timestamp(observed_at)
                     if deleted_at is not None:
@@ -285,7 +299,7 @@ class TableLoad:
                         [
                             obj["id"],
                             *typed,
-                            json.dumps(obj, separators=(",", ":")),
+                            to_json(obj),
                             account_id,
                             updated,
                             deleted,
@@ -298,57 +312,71 @@ class TableLoad:
         return count
 
     def merge(self) -> MergeResult:
-        """Merge the newest staged state of each id into the table; older states lose."""
+        """Merge the newest staged state of each id into the table; older states lose.
+
+        One statement per kind of row, counted in SQL, so nothing per row comes back to Python.
+        """
         table = self.table
         target = table.ident
         newer = sql.SQL("{t}._updated_at IS NULL OR EXCLUDED._updated_at >= {t}._updated_at").format(t=target)
+        newest = sql.SQL(
+            "SELECT DISTINCT ON (id) * FROM {} WHERE {}_stub ORDER BY id, _updated_at DESC, _seq DESC"
+        )
+        full = sql.SQL(", ").join(map(sql.Identifier, table.all_columns))
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.all_columns[1:]
+        )
         result = MergeResult()
         with self.conn.cursor() as cur:
             cur.execute(
                 sql.SQL(
-                    "CREATE TEMP TABLE _mantrix_newest ON COMMIT DROP AS "
-                    "SELECT DISTINCT ON (id) * FROM {} ORDER BY id, _updated_at DESC, _seq DESC"
-                ).format(self.STAGE)
-            )
-            # A row stamped after every state we read cannot be from Stripe's clock: say so.
-            cur.execute(
-                sql.SQL(
-                    "SELECT count(*) FROM {t} t JOIN _mantrix_newest n USING (id) "
-                    "WHERE t._updated_at > (SELECT max(_updated_at) FROM _mantrix_newest) "
-                    "AND t._updated_at > n._updated_at"
-                ).format(t=target)
-            )
-            result.ahead = cur.fetchone()[0]
-            full = sql.SQL(", ").join(map(sql.Identifier, table.all_columns))
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in table.all_columns[1:]
-            )
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM _mantrix_newest WHERE NOT _stub "
+                    "WITH newest AS ({newest}), merged AS ("
+                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM newest "
                     "ON CONFLICT (id) DO UPDATE SET {set} WHERE {newer} "
-                    "RETURNING (xmax = 0), _deleted_at IS NOT NULL"
-                ).format(t=target, cols=full, set=assignments, newer=newer)
+                    "RETURNING (xmax = 0) AS inserted, _deleted_at IS NOT NULL AS deleted) "
+                    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), "
+                    "count(*) FILTER (WHERE deleted), (SELECT count(*) FROM newest) FROM merged"
+                ).format(
+                    newest=newest.format(self.STAGE, sql.SQL("NOT ")),
+                    t=target,
+                    cols=full,
+                    set=assignments,
+                    newer=newer,
+                )
             )
-            for inserted, deleted in cur.fetchall():
+            result.inserted, result.updated, result.deleted, candidates = cur.fetchone()
+            if candidates > result.inserted + result.updated:
+                # Some rows kept a newer state. One stamped after every state we read cannot be from
+                # Stripe's clock: count those, so the task can say so.
+                cur.execute(
+                    sql.SQL(
+                        "WITH newest AS ({newest}) SELECT count(*) FROM {t} t JOIN newest n USING (id) "
+                        "WHERE t._updated_at > (SELECT max(_updated_at) FROM newest) AND t._updated_at > n._updated_at"
+                    ).format(newest=newest.format(self.STAGE, sql.SQL("NOT ")), t=target)
+                )
+                result.ahead = cur.fetchone()[0]
+            if self.stubs:
+                stub_cols = sql.SQL(", ").join(
+                    map(
+                        sql.Identifier,
+                        ["id", "_raw", "_account_id", "_updated_at", "_deleted_at", "_synced_at"],
+                    )
+                )
+                cur.execute(
+                    sql.SQL(
+                        "WITH merged AS (INSERT INTO {t} ({cols}) SELECT {cols} FROM ({newest}) AS newest "
+                        "ON CONFLICT (id) DO UPDATE SET _deleted_at = EXCLUDED._deleted_at, "
+                        "_updated_at = EXCLUDED._updated_at, _synced_at = EXCLUDED._synced_at WHERE {newer} "
+                        "RETURNING (xmax = 0) AS inserted) "
+                        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+                    ).format(
+                        t=target, cols=stub_cols, newest=newest.format(self.STAGE, sql.SQL("")), newer=newer
+                    )
+                )
+                inserted, updated = cur.fetchone()
                 result.inserted += inserted
-                result.updated += not inserted
-                result.deleted += deleted
-            stub_cols = sql.SQL(", ").join(
-                map(sql.Identifier, ["id", "_raw", "_account_id", "_updated_at", "_deleted_at", "_synced_at"])
-            )
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM _mantrix_newest WHERE _stub "
-                    "ON CONFLICT (id) DO UPDATE SET _deleted_at = EXCLUDED._deleted_at, "
-                    "_updated_at = EXCLUDED._updated_at, _synced_at = EXCLUDED._synced_at WHERE {newer} "
-                    "RETURNING (xmax = 0)"
-                ).format(t=target, cols=stub_cols, newer=newer)
-            )
-            for (inserted,) in cur.fetchall():
-                result.inserted += inserted
-                result.updated += not inserted
-                result.deleted += 1
+                result.updated += updated
+                result.deleted += inserted + updated
         return result
 
     def mark_unstaged_deleted(self, *, account_id: str | None, livemode: bool) -> int:
