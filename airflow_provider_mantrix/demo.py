@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_mantrix.warehouse import postgres_connection_json
+
 DAG_ID = "stripe_finance_daily"
 DAG_FILE = "stripe_finance_daily.py"
 DAY = 86_400
@@ -107,23 +109,6 @@ def fake_expectations(store: Any, resources: Iterable[str], start: int, end: int
 
 
 # -- the parts ------------------------------------------------------------------------------------
-
-
-def postgres_connection_json(uri: str) -> str:
-    """An Airflow connection (JSON) for a libpq URI; a socket directory becomes the host."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(uri)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": info.get("host") or "127.0.0.1",
-            "port": int(info.get("port") or 5432),
-            "login": info.get("user") or "postgres",
-            "password": info.get("password") or "",
-            "schema": info.get("dbname") or "postgres",
-        }
-    )
 
 
 def _start_embedded_postgres(directory: Path, keep: bool) -> Any:

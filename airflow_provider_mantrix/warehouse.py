@@ -39,6 +39,23 @@ _FORMATTED = {"timestamptz": "timestamp with time zone"}
 """Type names as PostgreSQL's format_type() spells them, where they differ."""
 
 
+def postgres_connection_json(uri: str) -> str:
+    """An Airflow connection (JSON form) for a libpq URI; a socket directory becomes the host."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(uri)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": info.get("host") or "127.0.0.1",
+            "port": int(info.get("port") or 5432),
+            "login": info.get("user") or "postgres",
+            "password": info.get("password") or "",
+            "schema": info.get("dbname") or "postgres",
+        }
+    )
+
+
 def check_identifier(value: str, what: str) -> str:
     """PostgreSQL silently truncates long names and rejects NUL; say so before it matters."""
     if not isinstance(value, str) or not value.strip():

@@ -456,19 +456,9 @@ class PostgresService:
                 pass  # not a superuser on --postgres-uri: fine
 
     def airflow_connection(self) -> str:
-        from psycopg.conninfo import conninfo_to_dict
+        from airflow_provider_mantrix.warehouse import postgres_connection_json
 
-        info = conninfo_to_dict(self.uri)
-        return json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": info.get("host") or "127.0.0.1",
-                "port": int(info.get("port") or 5432),
-                "login": info.get("user") or "postgres",
-                "password": info.get("password") or "",
-                "schema": info.get("dbname") or "postgres",
-            }
-        )
+        return postgres_connection_json(self.uri)
 
     def close(self) -> None:
         if self._server is not None:

@@ -23,28 +23,13 @@ os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFL
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from airflow_provider_mantrix.fake_stripe import TEST_SECRET_KEY, FakeStripe, FakeStripeServer  # noqa: E402
+from airflow_provider_mantrix.warehouse import postgres_connection_json  # noqa: E402
 
 # A fixed "now" for the fake Stripe: 2026-11-30T00:00:00Z. Windows in tests are days before it.
 FAKE_NOW = 1795996800
 DAY = 86400
-
-
-def postgres_connection_json(uri: str) -> str:
-    """An Airflow connection (JSON form) for a libpq URI, socket directories included."""
-    info = conninfo_to_dict(uri)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": info.get("host") or "127.0.0.1",
-            "port": int(info.get("port") or 5432),
-            "login": info.get("user") or "postgres",
-            "password": info.get("password") or "",
-            "schema": info.get("dbname") or "postgres",
-        }
-    )
 
 
 def stripe_connection_json(url: str, key: str = TEST_SECRET_KEY, **extra: object) -> str:
