@@ -194,3 +194,12 @@ def test_a_401_is_not_retried(monkeypatch, stripe_server):
 def test_masked_keys_keep_only_the_last_four_characters():
     assert mask_key(TEST_SECRET_KEY) == f"sk_test_…{TEST_SECRET_KEY[-4:]}"
     assert TEST_SECRET_KEY[8:-4] not in mask_key(TEST_SECRET_KEY)
+
+
+def test_airflow_finds_the_provider_and_its_stripe_connection_type():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-mantrix" in manager.providers
+    assert manager.hooks["stripe"].hook_class_name == "airflow_provider_mantrix.hooks.stripe.StripeHook"
+    assert manager.field_behaviours["stripe"]["relabeling"] == {"password": "Secret Key"}
