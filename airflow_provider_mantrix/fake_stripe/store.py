@@ -28,6 +28,8 @@ ACCOUNT_NAME = "Mantrix Demo Ltd"
 API_VERSION = "2026-10-28.endive"
 CURRENCY = "gbp"
 
+# FAKE keys, shaped like Stripe's so that key checks treat them as real ones: Stripe never issued
+# them and they open nothing but this fake server's demo data.
 TEST_SECRET_KEY = "sk_test_51Qm9e9rBsqlqSkV9ADZu4CMWxRed8ZbNem3h2lzN03cOEd9PGS2TINL3eKRpVPLpKA3TmrVlUKuUFXtCuctj7apOxgFedPiaLY"
 LIVE_SECRET_KEY = "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"
 RESTRICTED_TEST_KEY = "rk_test_51Qm9e9rBsqlqSkV9GT8XYj1pgOzPxG9aNv6qveIK4x6isSjjXvoimQixpAe2Za2AljPxFBRBis9RDHrmj3J0083KqTjDIIaakD"
