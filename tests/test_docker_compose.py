@@ -339,7 +339,7 @@ def compose_command() -> list[str]:
             return [standalone]
     pytest.skip(
         "the docker client has no Compose v2 (`docker compose version` failed: "
-        f"{(probe.stderr or probe.stdout).strip()[:200]}) and no docker-compose v2 is on PATH"
+        f"{' '.join((probe.stderr or probe.stdout).split())[:120]}) and no docker-compose v2 is on PATH"
     )
 
 
