@@ -61,17 +61,22 @@ class CursorWalk:
 
 @dataclass
 class ReadStats:
+    """Counters shared by a reader's worker threads, for the task's progress lines and summary."""
+
     requests: int = 0
     pages: int = 0
     objects: int = 0
     retries: int = 0
-    last_request: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count_request(self, description: str) -> None:
+    def count_request(self) -> None:
         with self._lock:
             self.requests += 1
-            self.last_request = description
+
+    def count_page(self, objects: int) -> None:
+        with self._lock:
+            self.pages += 1
+            self.objects += objects
 
     def count_retry(self, _reason: str) -> None:
         with self._lock:
@@ -188,7 +193,7 @@ class ListReader:
                     return
 
     def _fetch(self, path: str, params: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool, float]:
-        self.stats.count_request(f"GET {path} {_describe(params)}")
+        self.stats.count_request()
         response = self.hook.get(path, params, on_retry=self.stats.count_retry)
         body = response.data
         data = body.get("data") if isinstance(body, dict) else None
@@ -199,9 +204,7 @@ class ListReader:
         return data, bool(body.get("has_more")), response.server_time
 
     def _page(self, objects: list[dict[str, Any]], server_time: float, parent_id: str | None = None) -> None:
-        with self.stats._lock:
-            self.stats.pages += 1
-            self.stats.objects += len(objects)
+        self.stats.count_page(len(objects))
         if objects:
             self._emit(Page(objects, server_time, parent_id))
 
@@ -294,7 +297,7 @@ def read_by_id(
 
     def fetch(object_id: str) -> tuple[str, dict[str, Any] | None, float]:
         path = path_template.format(id=object_id)
-        stats.count_request(f"GET {path}")
+        stats.count_request()
         try:
             response = hook.get(path, on_retry=stats.count_retry)
         except StripeRequestError as error:

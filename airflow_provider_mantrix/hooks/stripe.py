@@ -96,6 +96,19 @@ class StripeAccount:
     def mode(self) -> str:
         return "live" if self.livemode else "test"
 
+    @classmethod
+    def from_account(cls, account: Mapping[str, Any], livemode: bool) -> StripeAccount:
+        """From ``GET /v1/account``: its id and the name the Dashboard shows."""
+        dashboard = (account.get("settings") or {}).get("dashboard") or {}
+        profile = account.get("business_profile") or {}
+        return cls(account.get("id"), dashboard.get("display_name") or profile.get("name") or None, livemode)
+
+    @classmethod
+    def from_permission_error(cls, error: stripe.StripeError, livemode: bool) -> StripeAccount:
+        """A restricted key cannot read the account, but Stripe's 403 names it."""
+        match = _ACCOUNT_IN_MESSAGE.search(str(error))
+        return cls(match.group(1) if match else None, None, livemode)
+
     def describe(self) -> str:
         who = self.id or "an account whose id this key cannot read"
         if self.name:
@@ -368,10 +381,9 @@ class StripeHook(BaseHook):
         except StripeRequestError as error:
             cause = error.__cause__
             if isinstance(cause, stripe.PermissionError):
-                match = _ACCOUNT_IN_MESSAGE.search(str(cause))
-                return StripeAccount(id=match.group(1) if match else None, name=None, livemode=self.livemode)
+                return StripeAccount.from_permission_error(cause, self.livemode)
             raise
-        return StripeAccount(id=account.get("id"), name=_business_name(account), livemode=self.livemode)
+        return StripeAccount.from_account(account, self.livemode)
 
     def test_connection(self) -> tuple[bool, str]:
         """Say which Stripe account and mode the key reaches, or exactly why it does not."""
@@ -392,7 +404,7 @@ class StripeHook(BaseHook):
     def _test_connection(self, key: str) -> tuple[bool, str]:
         try:
             response = self.client.raw_request("get", "/v1/account")
-            account = StripeAccount(response.data.get("id"), _business_name(response.data), self.livemode)
+            account = StripeAccount.from_account(response.data, self.livemode)
         except stripe.PermissionError as error:
             if self.stripe_account and "does not have access to account" in str(error):
                 return False, (
@@ -426,8 +438,7 @@ class StripeHook(BaseHook):
                 continue
             except stripe.StripeError as error:
                 return False, f"Stripe answered with an error for {path}: {describe_error(error)}."
-            match = _ACCOUNT_IN_MESSAGE.search(str(account_error))
-            account = StripeAccount(match.group(1) if match else None, None, self.livemode)
+            account = StripeAccount.from_permission_error(account_error, self.livemode)
             return True, (
                 f"Connected to {account.describe()} with restricted key {key}: it can read "
                 f"{path.removeprefix('/v1/')}, but not the account details (permission {missing[0]} "
@@ -477,12 +488,6 @@ def _number(value: Any, kind: type) -> Any:
             raise ValueError(f"{value!r} is not a whole number")
         return int(number)
     return number
-
-
-def _business_name(account: Mapping[str, Any]) -> str | None:
-    dashboard = (account.get("settings") or {}).get("dashboard") or {}
-    profile = account.get("business_profile") or {}
-    return dashboard.get("display_name") or profile.get("name") or None
 
 
 def _permission(error: stripe.StripeError) -> str | None:

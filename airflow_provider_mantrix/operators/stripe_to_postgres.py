@@ -140,10 +140,15 @@ class StripeToPostgresOperator(BaseOperator):
         hook = StripeHook(self.stripe_conn_id)
         account = hook.get_account()
         account_id = hook.stripe_account or account.id
-        replays = self.replay_events and self.resource_spec.mutable and not self.full_refresh
+        replays = self.replay_events and self.resource_spec.mutable
         # Stripe's clock decides which windows its 30-day event retention still covers.
-        now = hook.get("/v1/events", {"limit": 1}).server_time if replays else time.time()
+        now = (
+            hook.get("/v1/events", {"limit": 1}).server_time
+            if replays and not self.full_refresh
+            else time.time()
+        )
         full_refresh, window = self._window(now)
+        replays = replays and not full_refresh
         self.log.info(
             "Loading Stripe %s of %s into %s.%s: %s",
             self.resource,
@@ -163,16 +168,16 @@ class StripeToPostgresOperator(BaseOperator):
             table = StripeTable(conn, self.resource_spec, self.schema, self.table)
             table.ensure()
             with table.load() as load:
-                self._progress = _Progress(self.log, self.resource, stats, started)
+                progress = _Progress(self.log, self.resource, stats, started)
                 parent_column = self.resource_spec.parent_column
                 for page in self._read_objects(hook, None if full_refresh else window, stats):
                     overrides = {parent_column: page.parent_id} if parent_column else None
                     load.stage(
                         page.objects, observed_at=page.server_time, account_id=account_id, overrides=overrides
                     )
-                    self._progress.tick(load.staged)
+                    progress.tick(load.staged)
                 rows = load.staged
-                if self.replay_events and self.resource_spec.mutable and not full_refresh:
+                if replays:
                     events_applied = self._replay_events(hook, load, window, account_id, stats)
                 merged = load.merge()
                 if merged.ahead:
@@ -184,7 +189,10 @@ class StripeToPostgresOperator(BaseOperator):
                         self.schema,
                         self.table,
                     )
-                marked = self._mark_unlisted(load, account_id, hook.livemode) if full_refresh else 0
+                # After a full refresh, rows Stripe no longer lists were deleted there.
+                marked = 0
+                if full_refresh and self.resource_spec.delete_events:
+                    marked = load.mark_unstaged_deleted(account_id=account_id, livemode=hook.livemode)
             conn.commit()
 
         seconds = time.monotonic() - started
@@ -397,23 +405,22 @@ class StripeToPostgresOperator(BaseOperator):
                 self.resource,
                 api_version,
             )
-            for object_id, obj, server_time in read_by_id(
-                hook, spec.retrieve_path, reread, concurrency=self.concurrency, stats=stats
-            ):
-                if obj is None:  # gone since: deleted (e.g. a deleted draft invoice)
-                    stub = {"id": object_id, "object": spec.object, "deleted": True}
-                    load.stage(
-                        [stub], observed_at=server_time, account_id=account_id, deleted_at=reread[object_id]
+            current = read_by_id(hook, spec.retrieve_path, reread, concurrency=self.concurrency, stats=stats)
+            load.stage_states(
+                (
+                    # None: gone since, deleted (a deleted draft invoice): keep the row, mark it.
+                    (
+                        {"id": object_id, "object": spec.object, "deleted": True},
+                        server_time,
+                        reread[object_id],
                     )
-                else:
-                    load.stage([obj], observed_at=server_time, account_id=account_id)
+                    if obj is None
+                    else (obj, server_time, None)
+                    for object_id, obj, server_time in current
+                ),
+                account_id=account_id,
+            )
         return applied
-
-    def _mark_unlisted(self, load: TableLoad, account_id: str | None, livemode: bool) -> int:
-        """After a full refresh, rows Stripe no longer lists were deleted there."""
-        if not self.resource_spec.delete_events:
-            return 0
-        return load.mark_unstaged_deleted(account_id=account_id, livemode=livemode)
 
 
 class _Progress:
