@@ -164,20 +164,24 @@ def check_payouts_reconcile(whole_account: bool = False, data_interval_start=Non
     return {"payouts": len(rows), "agree": len(agree), "disagree": 0, "not_checked": len(unchecked)}
 
 
+SHARED_DAG_ARGS = {
+    "start_date": pendulum.datetime(2025, 1, 1, tz="UTC"),
+    # Unpausing loads yesterday, not every day since start_date; older days: `airflow backfill create`.
+    "catchup": False,
+    # Runs share the Stripe pool anyway; one at a time keeps backfills in order and easy to follow.
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "user_defined_macros": {"stripe_schema": SCHEMA},
+    "tags": ["stripe", "finance", "mantrix"],
+    "doc_md": DOC_MD,
+}
+
 with DAG(
     dag_id="stripe_finance_daily",
     description="Stripe → PostgreSQL for finance: one UTC day per run, then payout reconciliation",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    # Unpausing loads yesterday, not every day since start_date; older days: `airflow backfill create`.
-    catchup=False,
-    # Runs share the Stripe pool anyway; one at a time keeps backfills in order and easy to follow.
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     dagrun_timeout=timedelta(hours=6),
-    user_defined_macros={"stripe_schema": SCHEMA},
-    tags=["stripe", "finance", "mantrix"],
-    doc_md=DOC_MD,
+    **SHARED_DAG_ARGS,
 ) as daily:
     loads = _stripe_loads(full_refresh=False)
     refresh = _refresh_reconciliation()
@@ -188,13 +192,7 @@ with DAG(
     dag_id="stripe_finance_full_refresh",
     description="Stripe → PostgreSQL for finance: reload everything (first load, history beyond 30 days)",
     schedule=None,
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    user_defined_macros={"stripe_schema": SCHEMA},
-    tags=["stripe", "finance", "mantrix"],
-    doc_md=DOC_MD,
+    **SHARED_DAG_ARGS,
 ) as full_refresh:
     loads = _stripe_loads(full_refresh=True)
     refresh = _refresh_reconciliation()
